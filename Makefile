@@ -1,0 +1,24 @@
+# Two entry points: `make run` starts the daemon on port 5002, `make test`
+# installs what the tests need and runs them.  Both use a local venv.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 5002
+BIN = $(VENV)/bin
+
+.PHONY: run test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+
+run: install
+	$(BIN)/twistd -n chatd --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

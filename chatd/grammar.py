@@ -1,0 +1,346 @@
+"""
+The chatd wire grammar: what clients send, what the server answers.
+
+Pure functions over ``bytes`` and ``str``; no reactor, no transports.  The
+server and ``chatd-client`` both parse and format lines through this module,
+so there is exactly one definition of the protocol (see docs/PROTOCOL.md).
+
+Server lines start with a marker that user text can never produce, because
+user text only ever appears *after* a marker and a validated name:
+
+    <alice> hi                      chat from alice
+    * alice waves                   /me action
+    [private] <alice> psst          private message to you
+    [private to bob] psst           your private message, delivered
+    *** bob joined                  server notice (presence, files, greeting)
+    - guest1, alice                 reply to a command (/who, /help, /files)
+    ! no such user: zed             error
+    FILE <size> <sha256> <name>     download header, followed by raw bytes
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Optional
+
+ENCODING = "utf-8"
+CRLF = b"\r\n"
+MAX_NAME_LENGTH = 32
+MAX_FILENAME_BYTES = 255
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+RESERVED_NAMES = frozenset(
+    {
+        "server", "admin", "administrator", "chatd", "root", "system",
+        "operator", "op", "sysop", "moderator", "mod", "host", "everyone",
+        "all", "nobody", "anonymous", "private", "file", "files",
+    }
+)
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-.\[\]{}|^]*\Z")
+GUEST_PREFIX = "guest"
+
+
+class ChatError(Exception):
+    """
+    A known, user-caused error; its message becomes one ``! ...`` line.
+    """
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "error"
+
+
+# --- text cleaning -------------------------------------------------------
+
+_REPLACEMENT = "\ufffd"
+_UNSAFE = {c: _REPLACEMENT for c in range(0x00, 0x20)}
+_UNSAFE.update({c: _REPLACEMENT for c in range(0x7F, 0xA0)})  # DEL and C1
+_UNSAFE[0x09] = " "  # a tab is harmless whitespace
+# Bidi overrides/isolates and line/paragraph separators reorder or break lines.
+for _c in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
+           *range(0x2066, 0x206A)):
+    _UNSAFE[_c] = _REPLACEMENT
+del _c
+
+
+def clean_text(text: str) -> str:
+    """
+    Replace control characters (C0, DEL, C1: so no ANSI/OSC escape can
+    survive), bidi controls and line separators with U+FFFD.
+    """
+    return text.translate(_UNSAFE)
+
+
+def decode(raw: bytes) -> str:
+    """
+    Decode bytes from the wire as UTF-8, replacing what is invalid, and clean.
+    """
+    return clean_text(raw.decode(ENCODING, "replace"))
+
+
+def encode_line(line: str) -> bytes:
+    """
+    Encode one server line for the wire, with its CRLF.
+    """
+    return line.encode(ENCODING, "replace") + CRLF
+
+
+# --- client -> server ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """
+    One parsed client line: ``name`` is the lower-case command word without
+    the slash ("" for a plain chat line), ``arg`` the rest of the line.
+    """
+
+    name: str
+    arg: str
+
+
+def parse_client_line(raw: bytes) -> Optional[Command]:
+    """
+    Parse one line (without its LF) from a client.  Returns ``None`` for an
+    empty line.  ``//text`` is chat that starts with a slash.
+    """
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    text = decode(raw)
+    if not text.strip():
+        return None
+    if text.startswith("//"):
+        return Command("", text[1:])
+    if text.startswith("/"):
+        word, _, arg = text[1:].partition(" ")
+        return Command(word.lower(), arg.strip())
+    return Command("", text)
+
+
+def split_target(arg: str, usage: str) -> tuple:
+    """
+    Split ``NAME TEXT`` into its two parts; both must be present.
+    """
+    name, _, text = arg.strip().partition(" ")
+    text = text.strip()
+    if not name or not text:
+        raise ChatError(f"usage: {usage}")
+    return name, text
+
+
+@dataclass(frozen=True)
+class UploadRequest:
+    name: str
+    size: int
+    sha256: Optional[str]
+
+
+def parse_upload(arg: str) -> UploadRequest:
+    """
+    Parse the arguments of ``/upload NAME SIZE [SHA256]``.  NAME is all up to
+    the last (or, with a checksum, the second-to-last) space, so it may hold
+    spaces; it is not checked here (see ``check_filename``), because the
+    declared bytes must be consumed even when the name is refused.
+    """
+    usage = ChatError("usage: /upload NAME SIZE [SHA256]")
+    parts = arg.rsplit(" ", 2)
+    sha = None
+    if len(parts) == 3 and SHA256_HEX.fullmatch(parts[2].lower()):
+        sha = parts[2].lower()
+        name, size_text = parts[0], parts[1]
+    else:
+        parts = arg.rsplit(" ", 1)
+        if len(parts) != 2:
+            raise usage
+        name, size_text = parts
+    if not size_text.isdigit() or not size_text.isascii():
+        raise ChatError(f"upload size must be a whole number of bytes, not {size_text!r}")
+    return UploadRequest(name, int(size_text), sha)
+
+
+def check_filename(name: str) -> str:
+    """
+    Return a shareable file name or raise ``ChatError`` saying why not: no
+    path separators, no ``.``/``..``/empty, no control characters, at most
+    255 bytes of UTF-8.
+    """
+    name = name.strip()
+    if not name or name in (".", ".."):
+        raise ChatError("file name must not be empty, '.' or '..'")
+    if "/" in name or "\\" in name:
+        raise ChatError("file name must not contain '/' or '\\'")
+    if _REPLACEMENT in name or clean_text(name) != name:
+        raise ChatError("file name must not contain control or invalid characters")
+    if len(name.encode(ENCODING)) > MAX_FILENAME_BYTES:
+        raise ChatError(f"file name is longer than {MAX_FILENAME_BYTES} bytes")
+    return name
+
+
+# --- names ---------------------------------------------------------------
+
+
+def name_key(name: str) -> str:
+    """
+    The key under which a name is unique: names differ only if their keys do.
+    """
+    return name.lower()
+
+
+def check_name(name: str) -> str:
+    """
+    Return ``name`` if it is a valid nickname, else raise ``ChatError``.
+    1-32 ASCII letters, digits and ``_ - . [ ] { } | ^``, starting with a
+    letter, digit or underscore; reserved names are refused.
+    """
+    if not name:
+        raise ChatError("usage: /nick NAME")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ChatError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    if not _NAME.match(name):
+        raise ChatError(
+            "name may only use letters, digits and _ - . [ ] { } | ^ "
+            "(and must not start with punctuation)"
+        )
+    if name_key(name) in RESERVED_NAMES:
+        raise ChatError(f"name is reserved: {name}")
+    return name
+
+
+def is_guest_name(name: str) -> bool:
+    key = name_key(name)
+    return key.startswith(GUEST_PREFIX) and key[len(GUEST_PREFIX):].isdigit()
+
+
+# --- server -> client: formatting --------------------------------------
+
+
+def chat(name: str, text: str) -> str:
+    return f"<{name}> {text}"
+
+
+def action(name: str, text: str) -> str:
+    return f"* {name} {text}"
+
+
+def private_from(name: str, text: str) -> str:
+    return f"[private] <{name}> {text}"
+
+
+def private_to(name: str, text: str) -> str:
+    return f"[private to {name}] {text}"
+
+
+def notice(text: str) -> str:
+    return f"*** {text}"
+
+
+def reply(text: str) -> str:
+    return f"- {text}"
+
+
+def error(text: str) -> str:
+    return f"! {text}"
+
+
+def file_header(size: int, sha256: str, name: str) -> str:
+    return f"FILE {size} {sha256} {name}"
+
+
+def joined(name: str) -> str:
+    return notice(f"{name} joined")
+
+
+def left(name: str, reason: str = "") -> str:
+    return notice(f"{name} left ({reason})" if reason else f"{name} left")
+
+
+def renamed(old: str, new: str) -> str:
+    return notice(f"{old} is now known as {new}")
+
+
+def format_size(size: int) -> str:
+    """
+    A byte count for people: ``512 bytes``, ``1.5 KiB``, ``50 MiB``.
+    """
+    if size < 1024:
+        return f"{size} byte" + ("" if size == 1 else "s")
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    raise AssertionError("unreachable")
+
+
+def parse_size(text: str) -> int:
+    """
+    Parse a byte count with an optional K/M/G/T suffix (powers of 1024):
+    ``50M`` is 52428800.  Raises ``ValueError``.
+    """
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    multiplier = 1
+    for power, unit in enumerate("KMGT", start=1):
+        if text.endswith(unit):
+            multiplier, text = 1024**power, text[:-1]
+            break
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"not a size: {text!r}")
+    return int(text) * multiplier
+
+
+# --- server -> client: parsing (for chatd-client) -------------------------
+
+
+@dataclass(frozen=True)
+class ServerLine:
+    """
+    One server line, classified.  ``kind`` is one of ``chat``, ``action``,
+    ``private``, ``private-sent``, ``notice``, ``reply``, ``error``, ``file``
+    or ``unknown``; ``name`` the user it is from (or to), ``text`` the rest.
+    For ``file``: ``size``, ``sha256`` and ``text`` (the file name).
+    """
+
+    kind: str
+    text: str
+    name: Optional[str] = None
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+
+
+_FILE = re.compile(r"FILE (\d+) ([0-9a-f]{64}) (.+)\Z")
+
+
+def parse_server_line(raw: bytes) -> ServerLine:
+    """
+    Classify one line (without CRLF) sent by a chatd server.
+    """
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    line = decode(raw)
+    if line.startswith("<"):
+        name, sep, text = line[1:].partition("> ")
+        if sep:
+            return ServerLine("chat", text, name)
+    elif line.startswith("*** "):
+        return ServerLine("notice", line[4:])
+    elif line.startswith("* "):
+        name, _, text = line[2:].partition(" ")
+        return ServerLine("action", text, name)
+    elif line.startswith("[private] <"):
+        name, sep, text = line[11:].partition("> ")
+        if sep:
+            return ServerLine("private", text, name)
+    elif line.startswith("[private to "):
+        name, sep, text = line[12:].partition("] ")
+        if sep:
+            return ServerLine("private-sent", text, name)
+    elif line.startswith("- ") or line == "-":
+        return ServerLine("reply", line[2:])
+    elif line.startswith("! "):
+        return ServerLine("error", line[2:])
+    else:
+        match = _FILE.match(line)
+        if match:
+            return ServerLine("file", match.group(3), size=int(match.group(1)),
+                              sha256=match.group(2))
+    return ServerLine("unknown", line)

@@ -1,0 +1,173 @@
+"""
+Users, rooms and fan-out, free of transports.
+
+The hub knows clients only through ``IChatClient``: a name and a way to take
+encoded lines.  Each broadcast is formatted and encoded once, then handed to
+every member; one failing recipient is logged and never breaks the rest.
+This is the seam where a Redis-backed hub can later stand in.
+"""
+
+import itertools
+
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface
+
+from chatd import grammar
+from chatd.grammar import ChatError
+
+LOBBY = "lobby"
+
+
+class IChatClient(Interface):
+    """
+    A connected user, as the hub sees it.
+    """
+
+    name = Attribute("The user's current display name (set by the hub).")
+
+    def deliver(data):
+        """
+        Take one or more encoded server lines (CRLF-terminated ``bytes``).
+        Must not raise for transport reasons; the hub guards it anyway.
+        """
+
+
+class Room:
+    """
+    A set of members and the fan-out to them.
+    """
+
+    log = Logger()
+
+    def __init__(self, name):
+        self.name = name
+        self.members = {}  # client -> None: insertion-ordered set
+
+    def add(self, client):
+        self.members[client] = None
+
+    def remove(self, client):
+        self.members.pop(client, None)
+
+    def broadcast(self, line, exclude=None):
+        """
+        Encode ``line`` once and deliver it to every member but ``exclude``.
+        """
+        data = grammar.encode_line(line)
+        for member in list(self.members):
+            if member is exclude:
+                continue
+            try:
+                member.deliver(data)
+            except Exception:
+                self.log.failure(
+                    "delivery to {recipient} in {room} failed",
+                    recipient=getattr(member, "name", "?"), room=self.name,
+                )
+
+
+class Hub:
+    """
+    The chat: unique names, one room (the lobby) for now, presence and
+    private messages.
+    """
+
+    log = Logger()
+
+    def __init__(self, presence_limit=None):
+        self.users = {}  # name key -> client
+        self.rooms = {LOBBY: Room(LOBBY)}
+        self._guest_numbers = itertools.count(1)
+        # Announce joins and departures only while the room is at most this
+        # big (None: always), so a connection storm is not quadratic.
+        self.presence_limit = presence_limit
+
+    @property
+    def lobby(self):
+        return self.rooms[LOBBY]
+
+    def __len__(self):
+        return len(self.users)
+
+    def _announce_presence(self, room):
+        return self.presence_limit is None or len(room.members) <= self.presence_limit
+
+    def connect(self, client):
+        """
+        Give ``client`` a free guest name, add it to the lobby and tell the
+        others.  Returns the name.
+        """
+        while True:
+            name = f"{grammar.GUEST_PREFIX}{next(self._guest_numbers)}"
+            if grammar.name_key(name) not in self.users:
+                break
+        client.name = name
+        self.users[grammar.name_key(name)] = client
+        room = self.lobby
+        room.add(client)
+        if self._announce_presence(room):
+            room.broadcast(grammar.joined(name), exclude=client)
+        return name
+
+    def disconnect(self, client, reason=""):
+        """
+        Remove ``client`` everywhere and announce its departure.
+        """
+        if self.users.get(grammar.name_key(client.name)) is not client:
+            return
+        del self.users[grammar.name_key(client.name)]
+        for room in self.rooms.values():
+            if client in room.members:
+                room.remove(client)
+                if self._announce_presence(room):
+                    room.broadcast(grammar.left(client.name, reason))
+
+    def find(self, name):
+        """
+        The client called ``name`` (any case), or ``ChatError``.
+        """
+        client = self.users.get(grammar.name_key(name))
+        if client is None:
+            raise ChatError(f"no such user: {name}")
+        return client
+
+    def rename(self, client, new):
+        """
+        Rename ``client`` to ``new`` (validated, unique) and tell everyone.
+        """
+        grammar.check_name(new)
+        old = client.name
+        if new == old:
+            raise ChatError(f"you are already called {new}")
+        holder = self.users.get(grammar.name_key(new))
+        if holder is not None and holder is not client:
+            raise ChatError(f"name is taken: {new}")
+        if grammar.is_guest_name(new) and grammar.name_key(new) != grammar.name_key(old):
+            raise ChatError(f"guest names are given by the server: {new}")
+        del self.users[grammar.name_key(old)]
+        client.name = new
+        self.users[grammar.name_key(new)] = client
+        self.lobby.broadcast(grammar.renamed(old, new))
+
+    def say(self, client, text):
+        self.lobby.broadcast(grammar.chat(client.name, text), exclude=client)
+
+    def act(self, client, text):
+        self.lobby.broadcast(grammar.action(client.name, text), exclude=client)
+
+    def notify(self, line, exclude=None):
+        """
+        Send a server notice to everyone in the lobby.
+        """
+        self.lobby.broadcast(grammar.notice(line), exclude=exclude)
+
+    def private(self, client, target_name, text):
+        """
+        Deliver ``text`` to one user only; returns the recipient's name.
+        """
+        target = self.find(target_name)
+        target.deliver(grammar.encode_line(grammar.private_from(client.name, text)))
+        return target.name
+
+    def names(self):
+        return [member.name for member in self.lobby.members]

@@ -1,0 +1,260 @@
+"""
+The shared-file store: the N most recent files under the data directory.
+
+Layout of ``--data-dir``::
+
+    files/<id>      committed files, under server-chosen ids
+    tmp/<id>.part   uploads in progress (swept at start)
+    index.json      the kept files, newest first (written atomically)
+
+A file is listed only once its bytes are fsynced, renamed into ``files/`` and
+named in the index, so a crash at any point never lists a partial file.
+"""
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+
+from chatd import grammar
+from chatd.grammar import ChatError
+
+INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """
+    One kept file, as listed.
+    """
+
+    id: str
+    name: str
+    size: int
+    sha256: str
+    uploader: str
+    time: float
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _describe(error):
+    """
+    A one-line reason for a storage ``OSError``.
+    """
+    return error.strerror or str(error)
+
+
+class Upload:
+    """
+    One upload in progress: bytes stream into a temp file and the hash as
+    they arrive.  Created by ``FileStore.begin``.
+    """
+
+    def __init__(self, store, name, size, uploader, expected_sha256=None):
+        self.store = store
+        self.name = name
+        self.size = size
+        self.uploader = uploader
+        self.expected_sha256 = expected_sha256
+        self.id = uuid.uuid4().hex
+        self.received = 0
+        self.error = None  # first storage error, reported when done
+        self._hash = hashlib.sha256()
+        self._temp = store.tmp.child(self.id + ".part")
+        self._file = open(self._temp.path, "wb")
+
+    def write(self, data):
+        """
+        Store the next chunk.  A storage error is remembered (the rest of the
+        declared bytes are still consumed) and reported by ``finish``.
+        """
+        self.received += len(data)
+        if self.error is not None:
+            return
+        self._hash.update(data)
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.error = e
+            self._discard_temp()
+
+    def _discard_temp(self):
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        try:
+            self._temp.remove()
+        except OSError:
+            pass
+
+    def abort(self):
+        """
+        Drop the upload: nothing is listed, no temp file remains.
+        """
+        self._discard_temp()
+
+    def finish(self):
+        """
+        Verify, fsync (off the reactor thread) and commit.  Fires with
+        ``(StoredFile, [removed StoredFile])`` or fails with ``ChatError``.
+        """
+        if self.error is not None:
+            return defer.fail(ChatError(
+                f"could not store {self.name}: {_describe(self.error)}"))
+        digest = self._hash.hexdigest()
+        if self.expected_sha256 and digest != self.expected_sha256:
+            self.abort()
+            return defer.fail(ChatError(
+                f"sha256 mismatch for {self.name}: got {digest}, "
+                f"expected {self.expected_sha256}; not stored"))
+
+        def flush():
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+        def failed(failure):
+            failure.trap(OSError)
+            self.abort()
+            raise ChatError(f"could not store {self.name}: {_describe(failure.value)}")
+
+        d = self.store.blocking(flush)
+        d.addCallback(lambda _: self.store.commit(self, digest))
+        d.addErrback(failed)
+        return d
+
+
+class FileStore:
+    """
+    Keeps the ``keep`` most recent files, each at most ``max_size`` bytes.
+
+    ``blocking`` runs a function that may block (fsync) and returns a
+    Deferred: ``deferToThread`` in the daemon, ``maybeDeferred`` in tests.
+    """
+
+    log = Logger()
+
+    def __init__(self, directory, keep=5, max_size=50 * 1024**2,
+                 blocking=defer.maybeDeferred, clock=time.time):
+        self.root = FilePath(os.fspath(directory))
+        self.files = self.root.child("files")
+        self.tmp = self.root.child("tmp")
+        self.keep = keep
+        self.max_size = max_size
+        self.blocking = blocking
+        self.clock = clock
+        for folder in (self.root, self.files, self.tmp):
+            if not folder.isdir():
+                folder.makedirs(ignoreExistingDirectory=True)
+        self.entries = self._load()  # newest first
+        self._sweep()
+
+    # --- persistence ----------------------------------------------------
+
+    def _load(self):
+        index = self.root.child(INDEX)
+        if not index.exists():
+            return []
+        try:
+            raw = json.loads(index.getContent())
+            entries = [StoredFile(**item) for item in raw["files"]]
+        except (ValueError, KeyError, TypeError) as e:
+            self.log.error("index {path} is unreadable ({error}); starting empty",
+                           path=index.path, error=e)
+            return []
+        return [e for e in entries if self.files.child(e.id).isfile()]
+
+    def _sweep(self):
+        """
+        Remove temp files left by a crash and files no index entry names.
+        """
+        kept = {e.id for e in self.entries}
+        for child in self.tmp.children():
+            self.log.info("sweeping partial upload {path}", path=child.path)
+            child.remove()
+        for child in self.files.children():
+            if child.basename() not in kept:
+                self.log.info("sweeping unlisted file {path}", path=child.path)
+                child.remove()
+
+    def _write_index(self, entries):
+        data = json.dumps({"files": [asdict(e) for e in entries]}, indent=1)
+        temp = self.root.child(INDEX + ".tmp")
+        with open(temp.path, "w", encoding="utf-8") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp.path, self.root.child(INDEX).path)
+        _fsync_dir(self.root.path)
+
+    # --- the store --------------------------------------------------------
+
+    def begin(self, name, size, uploader, sha256=None):
+        """
+        Start an upload, or refuse it (``ChatError``) before any byte is
+        stored.
+        """
+        if size > self.max_size:
+            raise ChatError(
+                f"file too large: {name} is {grammar.format_size(size)} "
+                f"({size} bytes); the limit is {grammar.format_size(self.max_size)} "
+                f"({self.max_size} bytes)")
+        try:
+            return Upload(self, name, size, uploader, sha256)
+        except OSError as e:
+            raise ChatError(f"could not store {name}: {_describe(e)}")
+
+    def commit(self, upload, digest):
+        """
+        Move a finished upload into place and make it the newest file.
+        Returns ``(StoredFile, removed)``.
+        """
+        entry = StoredFile(upload.id, upload.name, upload.size, digest,
+                           upload.uploader, self.clock())
+        target = self.files.child(entry.id)
+        os.replace(upload._temp.path, target.path)
+        replaced = [e for e in self.entries if e.name == entry.name]
+        others = [e for e in self.entries if e.name != entry.name]
+        entries = [entry] + others
+        removed = entries[self.keep:]
+        entries = entries[:self.keep]
+        try:
+            self._write_index(entries)
+        except OSError:
+            target.remove()
+            raise
+        self.entries = entries
+        for old in replaced + removed:
+            try:
+                self.files.child(old.id).remove()
+            except OSError:
+                pass
+        return entry, removed
+
+    def find(self, name):
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        raise ChatError(f"no such file: {name}")
+
+    def path(self, entry):
+        return self.files.child(entry.id)
