@@ -1,27 +1,25 @@
 """
-The chatd connection: a ``LineReceiver`` that switches to raw mode for
-uploads and sends downloads with ``FileSender``.
+The server side of a chatd connection: chat commands on top of the shared
+line/raw framing of ``TransferReceiver`` (uploads in, downloads out).
 
-This is the only code that buffers input, switches modes or writes to a
-transport.  Everything else (names, rooms, fan-out) is the hub's job, and the
-wording of every line is the grammar's.
+Names, rooms and fan-out are the hub's job, and the wording of every line is
+the grammar's.
 """
 
-import collections
 import socket
 from datetime import datetime, timezone
 
 from twisted.internet import protocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
-from twisted.protocols.basic import FileSender, LineReceiver
 from zope.interface import implementer
 
 from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
+from chatd.transfer import TransferReceiver
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
-HELD_LINES = 1000  # chat lines held for a client while a download is sent
 
 
 def help_lines(max_file_size):
@@ -41,25 +39,21 @@ def help_lines(max_file_size):
     ]
 
 
-@implementer(IChatClient)
-class ChatProtocol(LineReceiver):
+@implementer(IChatClient, IHalfCloseableProtocol)
+class ChatProtocol(TransferReceiver):
     """
     One user's connection.
     """
 
-    delimiter = b"\n"
     log = Logger()
     name = None
 
     def __init__(self):
-        self._upload = None  # the Upload being received, or a byte count to skip
-        self._upload_left = 0
-        self._sending_file = False
-        self._held = collections.deque()  # lines and downloads waiting behind a download
-        self._skipped = 0
+        self._upload = None  # the Upload being received
         self._fragment_timer = None
         self._joined = False
         self._connected = True
+        self._input_ended = False
 
     # --- connection -------------------------------------------------------
 
@@ -96,37 +90,13 @@ class ChatProtocol(LineReceiver):
             self.hub.disconnect(self, "connection lost")
             self.log.info("{name} disconnected ({peer})", name=self.name, peer=self.peer)
 
-    # --- output -----------------------------------------------------------
-
-    def deliver(self, data):
-        """
-        IChatClient: take encoded lines from the hub.  While a download is
-        being sent they are held, at most ``HELD_LINES``.
-        """
-        if self._sending_file:
-            if len(self._held) >= HELD_LINES:
-                self._drop_oldest_line()
-            self._held.append(data)
-        elif self.transport is not None and not self.transport.disconnecting:
-            self.transport.write(data)
-
-    def _drop_oldest_line(self):
-        for i, item in enumerate(self._held):
-            if isinstance(item, bytes):
-                del self._held[i]
-                self._skipped += 1
-                return
-
-    def send(self, line):
-        self.deliver(grammar.encode_line(line))
-
     def error(self, message):
         self.send(grammar.error(message))
 
     # --- input ------------------------------------------------------------
 
     def dataReceived(self, data):
-        LineReceiver.dataReceived(self, data)
+        TransferReceiver.dataReceived(self, data)
         if self.line_mode and self._buffer and not self.paused:
             self._arm_fragment_timer()
         else:
@@ -151,6 +121,33 @@ class ChatProtocol(LineReceiver):
         self._fragment_timer = None
         if self.line_mode and self._buffer and not self.paused:
             self.dataReceived(b"\n")
+
+    def readConnectionLost(self):
+        """
+        The client sent EOF (``cmd | nc host 5002``): finish what it sent,
+        let every answer out, then close.
+        """
+        self._input_ended = True
+        self._cancel_fragment_timer()
+        self._finish_input()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def _finish_input(self):
+        if not self._input_ended or self.paused or not self._connected:
+            return
+        if not self.line_mode:
+            if self._upload is not None:
+                self.error(f"upload of {self._upload.name} cut off: "
+                           f"{self._raw_left} bytes missing; not stored")
+                self._upload.abort()
+                self._upload = None
+        elif self._buffer:
+            self.dataReceived(b"\n")
+            if self.paused:
+                return
+        self.close_when_sent()
 
     def lineLengthExceeded(self, line):
         self.error(f"line too long (over {self.MAX_LENGTH} bytes); closing")
@@ -204,7 +201,7 @@ class ChatProtocol(LineReceiver):
         self._joined = False
         self.hub.disconnect(self, reason)
         self.log.info("{name} quit", name=self.name)
-        self.transport.loseConnection()
+        self.close_when_sent()
 
     # --- files: upload ------------------------------------------------------
 
@@ -215,38 +212,28 @@ class ChatProtocol(LineReceiver):
             upload = self.store.begin(name, request.size, self.name, request.sha256)
         except ChatError as e:
             # The declared bytes follow anyway: swallow them, never as chat.
-            self._receive_raw(None, request.size)
+            self.receive_raw(request.size, None)
             raise e
-        self._receive_raw(upload, request.size)
-
-    def _receive_raw(self, upload, size):
         self._upload = upload
-        self._upload_left = size
-        if size == 0:
-            self._upload_done(b"")
-        else:
-            self.setRawMode()
+        self.receive_raw(request.size, upload)
 
-    def rawDataReceived(self, data):
-        chunk, rest = data[:self._upload_left], data[self._upload_left:]
-        self._upload_left -= len(chunk)
-        if self._upload is not None:
-            self._upload.write(chunk)
-        if self._upload_left == 0:
-            self._upload_done(rest)
-
-    def _upload_done(self, rest):
-        upload, self._upload = self._upload, None
+    def raw_finished(self, upload, rest):
         if upload is None:
             self.setLineMode(rest)
             return
+        self._upload = None
         # Hold further input until the file is committed, so replies stay in
         # order ("/upload ..." then "/files" lists the new file).
         self.pauseProducing()
         self.setLineMode(rest)
         d = upload.finish()
         d.addCallbacks(self._upload_stored, self._upload_failed)
-        d.addBoth(lambda _: self.resumeProducing() if self._connected else None)
+        d.addBoth(self._upload_committed)
+
+    def _upload_committed(self, _):
+        if self._connected:
+            self.resumeProducing()
+            self._finish_input()
 
     def _upload_stored(self, result):
         entry, removed = result
@@ -289,30 +276,7 @@ class ChatProtocol(LineReceiver):
             source = open(self.store.path(entry).path, "rb")
         except OSError:
             raise ChatError(f"no such file: {name}")
-        if self._sending_file:
-            self._held.append((entry, source))
-        else:
-            self._send_file(entry, source)
-
-    def _send_file(self, entry, source):
-        self.transport.write(grammar.encode_line(
-            grammar.file_header(entry.size, entry.sha256, entry.name)))
-        self._sending_file = True
-        d = FileSender().beginFileTransfer(source, self.transport)
-        d.addBoth(self._file_sent, source)
-
-    def _file_sent(self, result, source):
-        source.close()
-        self._sending_file = False
-        if self._skipped:
-            skipped, self._skipped = self._skipped, 0
-            self.send(grammar.notice(f"{skipped} chat lines skipped during the download"))
-        while self._held and not self._sending_file:
-            item = self._held.popleft()
-            if isinstance(item, bytes):
-                self.deliver(item)
-            else:
-                self._send_file(*item)
+        self.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)
 
 
 def _peer_address(transport):
