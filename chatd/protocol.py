@@ -17,6 +17,7 @@ from zope.interface import implementer
 from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
+from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
 from chatd.transfer import TransferReceiver
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
@@ -47,13 +48,19 @@ class ChatProtocol(TransferReceiver):
 
     log = Logger()
     name = None
+    address_key = None  # set by the factory, for the connection limits
 
     def __init__(self):
         self._upload = None  # the Upload being received
         self._fragment_timer = None
+        self._upload_timer = None
         self._joined = False
         self._connected = True
         self._input_ended = False
+        self._discarding = False  # inside an over-long line, up to its newline
+        self._after_long_line = None  # what followed an over-long line
+        self._bucket = None
+        self._departure = "connection lost"
 
     # --- connection -------------------------------------------------------
 
@@ -65,15 +72,21 @@ class ChatProtocol(TransferReceiver):
     def store(self):
         return self.factory.store
 
+    @property
+    def limits(self):
+        return self.factory.limits
+
     def connectionMade(self):
-        try:
-            self.transport.setTcpNoDelay(True)
-        except (AttributeError, OSError):
-            pass
-        self.peer = _peer_address(self.transport)
+        tune_socket(self.transport)
+        limits = self.limits
+        self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
+        if limits.rate:
+            self._bucket = TokenBucket(limits.rate, limits.burst, self.factory.clock)
+        self.start_output_flow(limits.sendq)
         name = self.hub.connect(self)
         self._joined = True
-        self.log.info("{name} connected from {peer}", name=name, peer=self.peer)
+        self.log.info("{name} connected from {peer}", name=name,
+                      peer=_peer_address(self.transport))
         self.send(grammar.notice(
             f"Welcome to {self.factory.server_name}: {len(self.hub)} online, "
             f"you are {name}; files up to {grammar.format_size(self.store.max_size)}; "
@@ -81,14 +94,26 @@ class ChatProtocol(TransferReceiver):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self._cancel_fragment_timer()
+        self._cancel_upload_timer()
         self._connected = False
+        self.factory.connection_closed(self)
         if self._upload is not None:
             self._upload.abort()
         self._upload = None
         if self._joined:
             self._joined = False
-            self.hub.disconnect(self, "connection lost")
-            self.log.info("{name} disconnected ({peer})", name=self.name, peer=self.peer)
+            self.hub.disconnect(self, self._departure)
+            self.log.info("{name} disconnected ({why})", name=self.name,
+                          why=self._departure)
+
+    def send_queue_full(self):
+        """
+        This client stopped reading: drop it, and say why to the others.
+        """
+        self._departure = (f"not reading: send queue over "
+                           f"{grammar.format_size(self.limits.sendq)}")
+        self.log.warn("dropping {name}: {why}", name=self.name, why=self._departure)
+        TransferReceiver.send_queue_full(self)
 
     def error(self, message):
         self.send(grammar.error(message))
@@ -96,11 +121,23 @@ class ChatProtocol(TransferReceiver):
     # --- input ------------------------------------------------------------
 
     def dataReceived(self, data):
-        TransferReceiver.dataReceived(self, data)
+        while True:
+            if self._discarding and self.line_mode:
+                end = data.find(b"\n")
+                if end < 0:
+                    return  # still inside an over-long line: never buffered
+                self._discarding = False
+                data = data[end + 1:]
+            TransferReceiver.dataReceived(self, data)
+            if self._after_long_line is None:
+                break
+            data, self._after_long_line = self._after_long_line, None
         if self.line_mode and self._buffer and not self.paused:
             self._arm_fragment_timer()
         else:
             self._cancel_fragment_timer()
+        if not self.line_mode:
+            self._arm_upload_timer()
 
     def _arm_fragment_timer(self):
         if self._fragment_timer is not None and self._fragment_timer.active():
@@ -150,10 +187,54 @@ class ChatProtocol(TransferReceiver):
         self.close_when_sent()
 
     def lineLengthExceeded(self, line):
-        self.error(f"line too long (over {self.MAX_LENGTH} bytes); closing")
-        self.transport.loseConnection()
+        """
+        Refuse an over-long line with one error and skip it up to its newline,
+        without buffering it; the connection stays.
+        """
+        self.error(f"line too long (over {self.limits.max_line} bytes); discarded")
+        end = line.find(b"\n")
+        if end < 0:
+            self._discarding = True
+        else:
+            self._after_long_line = line[end + 1:]
+
+    # --- timers ----------------------------------------------------------
+
+    def _arm_upload_timer(self):
+        if self._upload_timer is not None and self._upload_timer.active():
+            self._upload_timer.reset(self.limits.upload_timeout)
+        else:
+            self._upload_timer = self.factory.clock.callLater(
+                self.limits.upload_timeout, self._upload_idle)
+
+    def _cancel_upload_timer(self):
+        if self._upload_timer is not None and self._upload_timer.active():
+            self._upload_timer.cancel()
+        self._upload_timer = None
+
+    def _upload_idle(self):
+        """
+        An upload stalled: the byte stream is out of step, so cancel and close.
+        """
+        self._upload_timer = None
+        if self.line_mode:
+            return
+        name = self._upload.name if self._upload is not None else "the upload"
+        self.error(f"upload of {name} timed out after "
+                   f"{self.limits.upload_timeout:g} s idle; not stored")
+        if self._upload is not None:
+            self._upload.abort()
+            self._upload = None
+        self._departure = "upload timed out"
+        self.close_when_sent()
 
     def lineReceived(self, line):
+        if self._bucket is not None:
+            wait = self._bucket.take()
+            if wait:
+                # Flood pacing: stop reading; the rest waits, in order.
+                self.pause_input("rate")
+                self.factory.clock.callLater(wait, self.resume_input, "rate")
         command = grammar.parse_client_line(line)
         if command is None:
             return
@@ -200,6 +281,7 @@ class ChatProtocol(TransferReceiver):
         self.send(grammar.notice("bye"))
         self._joined = False
         self.hub.disconnect(self, reason)
+        self._departure = reason
         self.log.info("{name} quit", name=self.name)
         self.close_when_sent()
 
@@ -218,13 +300,14 @@ class ChatProtocol(TransferReceiver):
         self.receive_raw(request.size, upload)
 
     def raw_finished(self, upload, rest):
+        self._cancel_upload_timer()
         if upload is None:
             self.setLineMode(rest)
             return
         self._upload = None
         # Hold further input until the file is committed, so replies stay in
         # order ("/upload ..." then "/files" lists the new file).
-        self.pauseProducing()
+        self.pause_input("upload")
         self.setLineMode(rest)
         d = upload.finish()
         d.addCallbacks(self._upload_stored, self._upload_failed)
@@ -232,7 +315,7 @@ class ChatProtocol(TransferReceiver):
 
     def _upload_committed(self, _):
         if self._connected:
-            self.resumeProducing()
+            self.resume_input("upload")
             self._finish_input()
 
     def _upload_stored(self, result):
@@ -287,15 +370,71 @@ def _peer_address(transport):
         return "?"
 
 
+KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 6}
+
+
+def tune_socket(transport):
+    """
+    TCP_NODELAY (chat is latency-bound) and keepalive probes, so a peer that
+    vanished without a FIN is found within about two minutes.
+    """
+    try:
+        transport.setTcpNoDelay(True)
+        transport.setTcpKeepAlive(True)
+        handle = transport.getHandle()
+    except (AttributeError, OSError):
+        return
+    for option, value in KEEPALIVE.items():
+        if hasattr(socket, option):
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            except OSError:
+                pass
+
+
+class Refusal(protocol.Protocol):
+    """
+    Says why in one error line, then closes: for connections over a limit.
+    """
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def connectionMade(self):
+        self.transport.write(grammar.encode_line(grammar.error(self.reason)))
+        self.transport.loseConnection()
+
+
 class ChatFactory(protocol.Factory):
     """
-    Makes ``ChatProtocol``s sharing one hub and file store.
+    Makes ``ChatProtocol``s sharing one hub and file store, within the
+    connection limits.
     """
 
     protocol = ChatProtocol
+    log = Logger()
 
-    def __init__(self, hub, store, clock, server_name=None):
+    def __init__(self, hub, store, clock, server_name=None, limits=None):
         self.hub = hub
         self.store = store
         self.clock = clock
         self.server_name = server_name or f"chatd on {socket.gethostname()}"
+        self.limits = limits or Limits()
+        self.connections = ConnectionCounter(self.limits.max_conns_per_ip,
+                                             self.limits.max_conns)
+
+    def buildProtocol(self, addr):
+        key = address_key(getattr(addr, "host", "") or "")
+        refusal = self.connections.refusal(key)
+        if refusal is not None:
+            self.log.info("refused {peer}: {why}", peer=key, why=refusal)
+            return Refusal(refusal)
+        p = protocol.Factory.buildProtocol(self, addr)
+        p.address_key = key
+        self.connections.opened(key)
+        return p
+
+    def connection_closed(self, p):
+        if p.address_key is not None:
+            self.connections.closed(p.address_key)
+            p.address_key = None

@@ -34,12 +34,38 @@ def _count(option, minimum=0):
     return coerce
 
 
-def _size(value):
+def _size(option):
+    def coerce(value):
+        if isinstance(value, int):
+            return value
+        try:
+            return grammar.parse_size(value)
+        except ValueError:
+            raise usage.UsageError(
+                f"--{option} must be a byte count like 50M, 1G or 500K, not {value!r}")
+    return coerce
+
+
+def _rate(value):
     try:
-        return grammar.parse_size(value)
+        rate = float(value)
     except ValueError:
-        raise usage.UsageError(
-            f"--max-file-size must be a byte count like 50M, 1G or 500K, not {value!r}")
+        raise usage.UsageError(f"--rate must be a number of lines per second, not {value!r}")
+    if not 0 <= rate < float("inf"):
+        raise usage.UsageError(f"--rate must be 0 (off) or more, not {value!r}")
+    return rate
+
+
+def _seconds(option):
+    def coerce(value):
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise usage.UsageError(f"--{option} must be a number of seconds, not {value!r}")
+        if not 0 < seconds < float("inf"):
+            raise usage.UsageError(f"--{option} must be more than 0, not {value!r}")
+        return seconds
+    return coerce
 
 
 class Options(usage.Options):
@@ -56,15 +82,52 @@ class Options(usage.Options):
         ["keep-files", None, 5, "How many of the most recent files to keep.",
          _count("keep-files", 1)],
         ["max-file-size", None, "50M",
-         "Largest file accepted (bytes, or with a K/M/G suffix).", _size],
+         "Largest file accepted (bytes, or with a K/M/G suffix).",
+         _size("max-file-size")],
         ["name", None, None, "Server name shown in the greeting."],
+        ["max-line", None, 4096,
+         "Longest line accepted, in bytes; longer ones are refused and skipped.",
+         _count("max-line", 64)],
+        ["sendq", None, "256K",
+         "Chat queued to a client that stops reading before it is dropped "
+         "(bytes, or with a K/M suffix).", _size("sendq")],
+        ["rate", None, 5.0,
+         "Lines per second per connection once the burst is spent "
+         "(faster senders are slowed, not dropped); 0 turns pacing off.", _rate],
+        ["burst", None, 10, "Lines a connection may send at once before pacing.",
+         _count("burst", 1)],
+        ["max-conns-per-ip", None, 16,
+         "Connections from one address (IPv6: one /64); 0 turns the limit off.",
+         _count("max-conns-per-ip")],
+        ["max-conns", None, 10000, "Connections in all; 0 turns the limit off.",
+         _count("max-conns")],
+        ["upload-timeout", None, 60.0,
+         "Seconds an upload may sit idle before it is cancelled.",
+         _seconds("upload-timeout")],
+        ["presence-limit", None, 200,
+         "Announce joins and departures only while at most this many are "
+         "online (so a crowd arriving is not announced to everyone); 0: always.",
+         _count("presence-limit")],
     ]
 
     def postOptions(self):
-        if isinstance(self["max-file-size"], str):
-            self["max-file-size"] = _size(self["max-file-size"])
-        if self["max-file-size"] < 0:
-            raise usage.UsageError("--max-file-size must not be negative")
+        for option in ("max-file-size", "sendq"):
+            self[option] = _size(option)(self[option])
+        if self["sendq"] < 4096:
+            raise usage.UsageError("--sendq must be at least 4K")
+
+    def limits(self):
+        """
+        The defences' settings these options ask for.
+        """
+        from chatd.limits import Limits
+
+        return Limits(
+            max_line=self["max-line"], sendq=self["sendq"], rate=self["rate"],
+            burst=self["burst"], max_conns_per_ip=self["max-conns-per-ip"],
+            max_conns=self["max-conns"], upload_timeout=self["upload-timeout"],
+            presence_limit=self["presence-limit"] or None,
+        )
 
 
 def _dual_stack():
@@ -107,7 +170,9 @@ def makeFactory(options, reactor):
 
     store = FileStore(options["data-dir"], keep=options["keep-files"],
                       max_size=options["max-file-size"], blocking=blocking)
-    return ChatFactory(Hub(), store, reactor, server_name=options["name"])
+    limits = options.limits()
+    return ChatFactory(Hub(presence_limit=limits.presence_limit), store, reactor,
+                       server_name=options["name"], limits=limits)
 
 
 def makeService(options, reactor=None):

@@ -12,11 +12,14 @@ file is out.
 
 import collections
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.protocols.basic import FileSender, LineReceiver
+from zope.interface import implementer
 
 from chatd import grammar
 
-HELD_LINES = 1000  # lines held while a file is being sent
+HELD_LINES = 1000  # lines held while a file is being sent...
+HELD_BYTES = 256 * 1024  # ...and their bytes, unless a send queue limit is set
 
 
 class TransferReceiver(LineReceiver):
@@ -33,7 +36,14 @@ class TransferReceiver(LineReceiver):
     _skipped = 0
     _held = None  # lines (bytes) and files (tuples) waiting behind a file
     _held_lines = 0
+    _held_bytes = 0
     _close_when_sent = False
+    _pauses = None  # reasons input is paused (pacing, an upload committing)
+    _flow = None  # the _OutputFlow watching the transport, once started
+    _congested = False
+    _queue = None  # lines waiting while the transport is congested
+    _queued = 0
+    sendq_limit = 0  # 0: unbounded
 
     # --- receiving a raw section -------------------------------------------
 
@@ -67,21 +77,54 @@ class TransferReceiver(LineReceiver):
         """
         self.setLineMode(rest)
 
+    # --- pausing input ------------------------------------------------------
+
+    def pause_input(self, reason):
+        """
+        Stop reading (lines wait, in order, in our buffer and the kernel's)
+        until every ``reason`` given has been resumed.
+        """
+        if self._pauses is None:
+            self._pauses = set()
+        self._pauses.add(reason)
+        if not self.paused:
+            self.pauseProducing()
+
+    def resume_input(self, reason):
+        if self._pauses:
+            self._pauses.discard(reason)
+        if not self._pauses and self.paused and self.transport is not None:
+            self.resumeProducing()
+
     # --- sending ----------------------------------------------------------
+
+    def start_output_flow(self, sendq_limit):
+        """
+        Watch the transport's congestion (as its streaming producer): while it
+        is congested, lines queue here, at most ``sendq_limit`` bytes; past
+        that ``send_queue_full`` is called.
+        """
+        self.sendq_limit = sendq_limit
+        self._flow = _OutputFlow(self)
+        self.transport.registerProducer(self._flow, True)
 
     def deliver(self, data):
         """
-        Write encoded lines, or hold them (at most ``HELD_LINES``, dropping
-        the oldest) while a file is being sent.
+        Write encoded lines; queue them while the transport is congested;
+        hold them while a file is being sent (bounded: the oldest go first).
         """
         if self._sending_file:
-            if self._held is None:
-                self._held = collections.deque()
-            if self._held_lines >= HELD_LINES:
-                self._drop_oldest_line()
-            self._held.append(data)
-            self._held_lines += 1
-        elif self.transport is not None and not self.transport.disconnecting:
+            self._hold(data)
+        elif self.transport is None or self.transport.disconnecting:
+            return
+        elif self._congested or self._queue:
+            if self._queue is None:
+                self._queue = collections.deque()
+            self._queue.append(data)
+            self._queued += len(data)
+            if self.sendq_limit and self._queued > self.sendq_limit:
+                self.send_queue_full()
+        else:
             self.transport.write(data)
 
     def send(self, line):
@@ -90,11 +133,47 @@ class TransferReceiver(LineReceiver):
         """
         self.deliver(grammar.encode_line(line))
 
+    def send_queue_full(self):
+        """
+        The peer stopped reading and its queue passed the limit.
+        """
+        self._drop_queue()
+        self.transport.abortConnection()
+
+    def _drop_queue(self):
+        self._queue = None
+        self._queued = 0
+
+    def _output_paused(self):
+        self._congested = True
+
+    def _output_resumed(self):
+        self._congested = False
+        self._flush_queue()
+
+    def _flush_queue(self):
+        if self._queue:
+            data = b"".join(self._queue)
+            self._drop_queue()
+            self.transport.write(data)
+
+    def _hold(self, data):
+        if self._held is None:
+            self._held = collections.deque()
+        limit = self.sendq_limit or HELD_BYTES
+        while self._held_lines and (self._held_lines >= HELD_LINES
+                                    or self._held_bytes + len(data) > limit):
+            self._drop_oldest_line()
+        self._held.append(data)
+        self._held_lines += 1
+        self._held_bytes += len(data)
+
     def _drop_oldest_line(self):
         for i, item in enumerate(self._held):
             if isinstance(item, bytes):
                 del self._held[i]
                 self._held_lines -= 1
+                self._held_bytes -= len(item)
                 self._skipped += 1
                 return
 
@@ -110,22 +189,29 @@ class TransferReceiver(LineReceiver):
     def send_file(self, header, source, transform=None, done=None):
         """
         Send the ``header`` line then every byte of the open file ``source``
-        with ``FileSender``; queued behind a file already being sent.
-        ``done(result)`` is called when it is out (or failed).
+        with ``FileSender`` (a pull producer: a slow reader slows it, nothing
+        piles up); queued behind a file already being sent.  ``done(result)``
+        is called when it is out (or failed).
         """
         if self._sending_file:
             self._held.append((header, source, transform, done))
             return
         if self._held is None:
             self._held = collections.deque()
+        self._flush_queue()
+        if self._flow is not None:
+            self.transport.unregisterProducer()
         self.transport.write(grammar.encode_line(header))
         self._sending_file = True
-        d = FileSender().beginFileTransfer(source, self.transport, transform)
+        d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
         d.addBoth(self._file_sent, source, done)
 
     def _file_sent(self, result, source, done):
         source.close()
         self._sending_file = False
+        if self._flow is not None and self.transport.connected:
+            self._congested = False
+            self.transport.registerProducer(self._flow, True)
         if done is not None:
             done(result)
         if self._skipped:
@@ -135,8 +221,40 @@ class TransferReceiver(LineReceiver):
             item = self._held.popleft()
             if isinstance(item, bytes):
                 self._held_lines -= 1
+                self._held_bytes -= len(item)
                 self.deliver(item)
             else:
                 self.send_file(*item)
         if self._close_when_sent and not self._sending_file:
             self.transport.loseConnection()
+
+
+class _ChunkedFileSender(FileSender):
+    """
+    ``FileSender`` with 256 KiB reads: its 16 KiB default costs a reactor
+    round trip per 16 KiB, far from what the socket can take.
+    """
+
+    CHUNK_SIZE = 2**18
+
+
+@implementer(IPushProducer)
+class _OutputFlow:
+    """
+    Registered on the transport as a streaming producer only to hear its
+    congestion signals; the protocol does the writing.
+    """
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+
+    def pauseProducing(self):
+        self.protocol._output_paused()
+
+    def resumeProducing(self):
+        self.protocol._output_resumed()
+
+    def stopProducing(self):
+        self.protocol._drop_queue()
