@@ -1,0 +1,185 @@
+"""
+Units of chatd.accounts: stores, hasher, the cred checker and realm behind a
+portal, the brute-force limiter (task.Clock), and the Accounts facade with a
+synchronous runner.
+"""
+
+import pytest
+from twisted.cred import credentials, error
+from twisted.internet import defer, task
+
+from chatd.accounts import (
+    Account, AccountChecker, AccountExists, Accounts, ChatRealm, Hasher,
+    IChatAccount, LoginLimiter, MemoryAccountStore, SQLiteAccountStore,
+)
+from chatd.grammar import ChatError
+
+CHEAP = dict(memory_kib=8, time_cost=1)
+
+
+def sync(f, *args):
+    return defer.maybeDeferred(f, *args)
+
+
+def result_of(d):
+    results = []
+    d.addBoth(results.append)
+    assert results, "deferred did not fire"
+    if hasattr(results[0], "raiseException"):
+        results[0].raiseException()
+    return results[0]
+
+
+@pytest.fixture
+def hasher():
+    return Hasher(**CHEAP)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        s = MemoryAccountStore()
+    else:
+        s = SQLiteAccountStore.in_directory(str(tmp_path / "data"))
+    yield s
+    s.close()
+
+
+def test_store_create_get_and_set(store):
+    assert not store.registered("alice")
+    store.create("Alice", "h1")
+    assert store.registered("alice")
+    assert store.get("alice") == ("Alice", "h1")
+    with pytest.raises(AccountExists):
+        store.create("ALICE", "h2")
+    store.set_hash("alice", "h3")
+    assert store.get("alice") == ("Alice", "h3")
+    assert store.get("bob") is None
+
+
+def test_sqlite_store_survives_reopening(tmp_path):
+    s = SQLiteAccountStore.in_directory(str(tmp_path))
+    s.create("alice", "h")
+    s.close()
+    again = SQLiteAccountStore.in_directory(str(tmp_path))
+    assert again.registered("alice")
+    assert again.get("alice") == ("alice", "h")
+    again.close()
+    assert (tmp_path / "accounts.sqlite3").exists()
+
+
+def test_hasher_is_argon2id_and_handles_long_passwords(hasher):
+    h = hasher.hash("x" * 200 + "a")
+    assert h.startswith("$argon2id$")
+    assert hasher.verify(h, "x" * 200 + "a")
+    assert not hasher.verify(h, "x" * 200 + "b")
+    assert not hasher.verify("garbage", "anything")
+
+
+def test_checker_and_realm_through_a_portal(store, hasher):
+    from twisted.cred.portal import Portal
+
+    store.create("Alice", hasher.hash("secret1"))
+    p = Portal(ChatRealm(), [AccountChecker(store, hasher, sync)])
+    iface, avatar, logout = result_of(
+        p.login(credentials.UsernamePassword("alice", "secret1"), None, IChatAccount))
+    assert iface is IChatAccount and avatar == Account("Alice")
+    logout()
+    for name, password in (("alice", "wrong"), ("nobody", "secret1")):
+        with pytest.raises(error.UnauthorizedLogin):
+            result_of(p.login(credentials.UsernamePassword(name, password),
+                              None, IChatAccount))
+
+
+def test_checker_rehashes_weaker_hashes(store):
+    weak = Hasher(**CHEAP)
+    store.create("alice", weak.hash("secret1"))
+    stronger = Hasher(memory_kib=16, time_cost=2)
+    checker = AccountChecker(store, stronger, sync)
+    assert result_of(checker.requestAvatarId(
+        credentials.UsernamePassword("alice", "secret1"))) == "alice"
+    assert not stronger.needs_rehash(store.get("alice")[1])
+
+
+def test_limiter_locks_out_a_name_then_lets_it_go():
+    clock = task.Clock()
+    limiter = LoginLimiter(clock)
+    for address in ("a1", "a2", "a3"):
+        assert limiter.refusal("alice", address) is None
+        limiter.failed("alice", address)
+        clock.advance(10)
+    refusal = limiter.refusal("alice", "a4")
+    assert refusal == "too many failed logins for alice; try again in 30 s"
+    assert limiter.refusal("bob", "a4") is None
+    clock.advance(29)
+    assert limiter.refusal("alice", "a4") is not None
+    clock.advance(1)
+    assert limiter.refusal("alice", "a4") is None
+
+
+def test_limiter_locks_out_an_address_across_names():
+    clock = task.Clock()
+    limiter = LoginLimiter(clock)
+    for name in ("n1", "n2", "n3"):
+        limiter.failed(name, "10.0.0.1")
+    assert "from your address" in limiter.refusal("n4", "10.0.0.1")
+    assert limiter.refusal("n4", "10.0.0.2") is None
+    clock.advance(60)
+    assert limiter.refusal("n4", "10.0.0.1") is None
+
+
+def make_accounts(**kw):
+    clock = task.Clock()
+    accounts = Accounts(MemoryAccountStore(), Hasher(**CHEAP), sync, clock, **kw)
+    return accounts, clock
+
+
+def test_register_login_and_change_password():
+    accounts, clock = make_accounts()
+    assert result_of(accounts.register("Alice", "secret1")) == "Alice"
+    assert accounts.registered("ALICE")
+    assert result_of(accounts.login("alice", "secret1", "ip")) == "Alice"
+    with pytest.raises(ChatError, match="wrong password for alice"):
+        result_of(accounts.login("alice", "nope", "ip"))
+    with pytest.raises(ChatError, match="no account called zed"):
+        result_of(accounts.login("zed", "secret1", "ip2"))
+    result_of(accounts.change_password("Alice", "secret1", "better2", "ip3"))
+    with pytest.raises(ChatError):
+        result_of(accounts.login("alice", "secret1", "ip3"))
+    assert result_of(accounts.login("alice", "better2", "ip3")) == "Alice"
+
+
+@pytest.mark.parametrize("name, password, message", [
+    ("Alice", "secret1", "already registered"),
+    ("guest7", "secret1", "guest names cannot be registered"),
+    ("admin", "secret1", "reserved"),
+    ("bad name!", "secret1", "name may only use"),
+    ("bob", "short", "at least 6"),
+])
+def test_register_refusals(name, password, message):
+    accounts, _ = make_accounts()
+    result_of(accounts.register("alice", "secret1"))
+    with pytest.raises(ChatError, match=message):
+        result_of(accounts.register(name, password))
+
+
+def test_registration_can_be_closed():
+    accounts, _ = make_accounts(allow_register=False)
+    with pytest.raises(ChatError, match="registration is closed"):
+        result_of(accounts.register("alice", "secret1"))
+
+
+def test_lockout_through_the_facade_and_no_password_in_errors():
+    accounts, clock = make_accounts()
+    result_of(accounts.register("alice", "secret1"))
+    for guess in ("guess-one", "guess-two", "guess-three"):
+        with pytest.raises(ChatError) as e:
+            result_of(accounts.login("alice", guess, "ip"))
+        assert guess not in e.value.message
+    # Even the right password is refused while locked out.
+    with pytest.raises(ChatError, match="too many failed logins"):
+        result_of(accounts.login("alice", "secret1", "other-ip"))
+    with pytest.raises(ChatError, match="too many failed logins"):
+        result_of(accounts.change_password("alice", "secret1", "whatever1", "x"))
+    clock.advance(60)
+    assert result_of(accounts.login("alice", "secret1", "ip")) == "alice"
