@@ -288,6 +288,31 @@ def parse_size(text: str) -> int:
     return int(text) * multiplier
 
 
+# --- pair mode (``--mode pair``, see chatd/pair.py) ------------------------
+# The two-client assignment's lines, plain as its clients expect; user text
+# still only ever follows a label, and server remarks are ``***``/``!`` lines.
+
+
+def is_bye(text: str) -> bool:
+    """
+    Whether a pair-mode message ends the session: ``Bye``, any case,
+    surrounding whitespace ignored.
+    """
+    return text.strip().lower() == "bye"
+
+
+def pair_connected(label: str) -> str:
+    return f"Client {label} has connected"
+
+
+def pair_said(label: str, text: str) -> str:
+    return f"{label}: {text}"
+
+
+def pair_order(first: str, first_text: str, second: str, second_text: str) -> str:
+    return f"{first}: {first_text} received before {second}: {second_text}"
+
+
 # --- server -> client: parsing (for chatd-client) -------------------------
 
 

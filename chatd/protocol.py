@@ -77,12 +77,7 @@ class ChatProtocol(TransferReceiver):
         return self.factory.limits
 
     def connectionMade(self):
-        tune_socket(self.transport)
-        limits = self.limits
-        self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
-        if limits.rate:
-            self._bucket = TokenBucket(limits.rate, limits.burst, self.factory.clock)
-        self.start_output_flow(limits.sendq)
+        self.start_connection()
         name = self.hub.connect(self)
         self._joined = True
         self.log.info("{name} connected from {peer}", name=name,
@@ -91,6 +86,17 @@ class ChatProtocol(TransferReceiver):
             f"Welcome to {self.factory.server_name}: {len(self.hub)} online, "
             f"you are {name}; files up to {grammar.format_size(self.store.max_size)}; "
             f"type /help for commands"))
+
+    def start_connection(self):
+        """
+        Socket options and this connection's limits (shared with pair mode).
+        """
+        tune_socket(self.transport)
+        limits = self.limits
+        self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
+        if limits.rate:
+            self._bucket = TokenBucket(limits.rate, limits.burst, self.factory.clock)
+        self.start_output_flow(limits.sendq)
 
     def connectionLost(self, reason=protocol.connectionDone):
         self._cancel_fragment_timer()
@@ -228,13 +234,19 @@ class ChatProtocol(TransferReceiver):
         self._departure = "upload timed out"
         self.close_when_sent()
 
-    def lineReceived(self, line):
+    def pace_input(self):
+        """
+        Flood pacing, once per line: past the burst, stop reading for a
+        while; the rest waits, in order.
+        """
         if self._bucket is not None:
             wait = self._bucket.take()
             if wait:
-                # Flood pacing: stop reading; the rest waits, in order.
                 self.pause_input("rate")
                 self.factory.clock.callLater(wait, self.resume_input, "rate")
+
+    def lineReceived(self, line):
+        self.pace_input()
         command = grammar.parse_client_line(line)
         if command is None:
             return

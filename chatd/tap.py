@@ -56,6 +56,16 @@ def _rate(value):
     return rate
 
 
+MODES = ("chat", "pair")
+
+
+def _mode(value):
+    if value not in MODES:
+        raise usage.UsageError(
+            f"--mode must be one of {', '.join(MODES)}, not {value!r}")
+    return value
+
+
 def _seconds(option):
     def coerce(value):
         try:
@@ -85,6 +95,9 @@ class Options(usage.Options):
          "Largest file accepted (bytes, or with a K/M/G suffix).",
          _size("max-file-size")],
         ["name", None, None, "Server name shown in the greeting."],
+        ["mode", None, "chat",
+         "chat: group chat with files; pair: the two-client assignment "
+         "(clients X and Y, relay until Bye).", _mode],
         ["max-line", None, 4096,
          "Longest line accepted, in bytes; longer ones are refused and skipped.",
          _count("max-line", 64)],
@@ -157,8 +170,15 @@ def endpoint_description(port, interface):
 
 def makeFactory(options, reactor):
     """
-    The hub, file store and factory for these options.
+    The hub, file store and factory for these options (in pair mode: the
+    pairing and its factory).
     """
+    if options["mode"] == "pair":
+        from chatd.pair import Pairing
+        from chatd.pair_protocol import PairFactory
+
+        return PairFactory(Pairing(), reactor, limits=options.limits())
+
     from twisted.internet import threads
 
     from chatd.hub import Hub

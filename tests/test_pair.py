@@ -1,0 +1,195 @@
+"""
+Pair mode over loopback: a real ``twistd -n chatd --mode pair`` and
+blocking socket clients, as the two-client assignment uses it.
+"""
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from daemon import TWISTD
+
+CONNECTED = ["Client X has connected", "Client Y has connected"]
+BUSY = "! busy: two clients are already paired; try again later"
+
+
+@pytest.fixture
+def daemon(make_daemon):
+    d = make_daemon("--mode", "pair")
+    # Daemon.start's probe connection was seated as X; wait until it has left,
+    # so the test's first client is X.
+    wait_log(d, "Client X left before client Y connected")
+    return d
+
+
+def wait_log(daemon, text, count=1, timeout=5.0):
+    """
+    Wait until ``text`` appears ``count`` times in the daemon's log.
+    """
+    deadline = time.monotonic() + timeout
+    while daemon.log().count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} (x{count}) not in the log:\n{daemon.log()}")
+        time.sleep(0.02)
+
+
+def pair_up(daemon):
+    """
+    Connect X then Y; both have read their greeting lines.
+    """
+    x = daemon.client(greet=False)
+    assert x.line() == "*** you are client X; waiting for client Y to connect"
+    x.nothing(0.1)  # nobody is connected before Y is there
+    y = daemon.client(greet=False)
+    assert y.line() == "*** you are client Y"
+    assert [y.line(), y.line()] == CONNECTED
+    assert [x.line(), x.line()] == CONNECTED
+    return x, y
+
+
+def first_messages(daemon, first, first_text, second, second_text):
+    """
+    ``first`` sends, the server has it (see the log), then ``second``.
+    """
+    first.say(first_text)
+    wait_log(daemon, f"sent message: {first_text}")
+    second.say(second_text)
+
+
+def test_x_first_relay_and_bye_from_y(daemon):
+    wait_log(daemon, "The server is waiting to receive two connections....")
+    x, y = pair_up(daemon)
+    first_messages(daemon, x, "Alice", y, "Bob")
+    assert x.line() == y.line() == "X: Alice received before Y: Bob"
+    x.say("hi Bob")
+    assert y.line() == "X: hi Bob"
+    y.say("hi Alice")
+    assert x.line() == "Y: hi Alice"
+    x.nothing(0.1)  # no echo of one's own lines
+    y.say("Bye")
+    assert x.line() == "Y: Bye"
+    assert x.line() == y.line() == "*** session over: client Y said Bye"
+    assert x.closed() and y.closed()
+    log = daemon.log()
+    for line in ("Accepted first connection, calling it client X",
+                 "Accepted second connection, calling it client Y",
+                 "Waiting to receive messages from client X and client Y....",
+                 "Client X sent message: Alice", "Client Y sent message: Bob",
+                 "X: Alice received before Y: Bob; sent acknowledgment to both X and Y",
+                 "Session over: client Y said Bye"):
+        assert line in log, line
+    wait_log(daemon, "The server is waiting to receive two connections....", count=2)
+
+
+def test_y_first_and_bye_from_x(daemon):
+    x, y = pair_up(daemon)
+    first_messages(daemon, y, "Bob", x, "Alice")
+    assert x.line() == y.line() == "Y: Bob received before X: Alice"
+    y.say("and you?")
+    assert x.line() == "Y: and you?"
+    x.say("  bye ")  # any case, spaces ignored
+    assert y.line() == "X:   bye "
+    assert y.line() == x.line() == "*** session over: client X said Bye"
+    assert x.closed() and y.closed()
+
+
+def test_assignment_clients_send_without_newline(daemon):
+    """
+    Hand-written clients send each message as one raw send(), no newline,
+    and read with recv(); the half-second fragment rule makes them lines.
+    """
+    x, y = pair_up(daemon)
+    x.send("Alice")
+    time.sleep(0.25)  # Y's message comes later (complete at once) but within 0.5 s
+    y.say("Bob")
+    assert x.line(3) == y.line(3) == "X: Alice received before Y: Bob"
+    y.send("Hello from Y")
+    assert x.line(3) == "Y: Hello from Y"
+    x.send("Bye")
+    assert y.line(3) == "X: Bye"
+    assert x.line() == y.line() == "*** session over: client X said Bye"
+    assert x.closed() and y.closed()
+
+
+def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
+    x, y = pair_up(daemon)
+    first_messages(daemon, x, "one", y, "two")
+    assert x.line() == y.line() == "X: one received before Y: two"
+    x.close()
+    assert y.line() == "*** session over: client X left"
+    assert y.closed()
+    wait_log(daemon, "Session over: client X left")
+    # The next pair forms as usual.
+    x2, y2 = pair_up(daemon)
+    first_messages(daemon, y2, "three", x2, "four")
+    assert x2.line() == "Y: three received before X: four"
+
+
+def test_dropping_before_the_first_messages(daemon):
+    x, y = pair_up(daemon)
+    y.close()
+    assert x.line() == "*** session over: client Y left"
+    assert x.closed()
+
+
+def test_two_pairs_in_a_row(daemon):
+    for n in range(2):
+        x, y = pair_up(daemon)
+        first_messages(daemon, x, f"x{n}", y, f"y{n}")
+        assert y.line() == x.line() == f"X: x{n} received before Y: y{n}"
+        x.say("Bye")
+        assert x.expect("*** session over") and y.expect("*** session over")
+        assert x.closed() and y.closed()
+    wait_log(daemon, "Accepted first connection, calling it client X", count=2)
+
+
+def test_third_connection_is_refused_while_busy(daemon):
+    x, y = pair_up(daemon)
+    third = daemon.client(greet=False)
+    assert third.line() == BUSY
+    assert third.closed()
+    first_messages(daemon, x, "a", y, "b")  # the pair is undisturbed
+    assert y.line() == "X: a received before Y: b"
+    fourth = daemon.client(greet=False)  # also once messages flow
+    assert fourth.line() == BUSY
+    assert fourth.closed()
+    wait_log(daemon, "Refused connection from 127.0.0.1", count=2)
+    x.say("still here")
+    assert y.line() == "X: still here"
+
+
+def test_x_may_speak_before_y_arrives(daemon):
+    x = daemon.client(greet=False)
+    x.line()
+    x.say("early")
+    wait_log(daemon, "Client X sent message: early")
+    y = daemon.client(greet=False)
+    assert [y.line(), y.line(), y.line()] == ["*** you are client Y"] + CONNECTED
+    y.say("late")
+    assert y.line() == "X: early received before Y: late"
+    assert x.expect("X: early") == "X: early received before Y: late"
+
+
+def test_bye_while_waiting_frees_the_seat(daemon):
+    x = daemon.client(greet=False)
+    x.line()
+    x.say("Bye")
+    assert x.line() == "*** bye"
+    assert x.closed()
+    again = daemon.client(greet=False)
+    assert again.line().startswith("*** you are client X")
+
+
+def test_chat_mode_is_still_the_default(make_daemon):
+    make_daemon("--mode", "chat").client()  # greets with "*** Welcome"
+    make_daemon().client()
+
+
+def test_bad_mode_is_a_usage_error(tmp_path):
+    done = subprocess.run([TWISTD, "-n", "--pidfile=", "chatd", "--mode", "duo"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "--mode must be one of chat, pair, not 'duo'" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
