@@ -184,6 +184,7 @@ class TransferReceiver(LineReceiver):
         if self._sending_file:
             self._close_when_sent = True
         else:
+            self._flush_queue()  # bounded by the send queue limit
             self.transport.loseConnection()
 
     def send_file(self, header, source, transform=None, done=None):
@@ -226,7 +227,7 @@ class TransferReceiver(LineReceiver):
             else:
                 self.send_file(*item)
         if self._close_when_sent and not self._sending_file:
-            self.transport.loseConnection()
+            self.close_when_sent()
 
 
 class _ChunkedFileSender(FileSender):
