@@ -24,10 +24,13 @@ import time
 from dataclasses import dataclass
 
 import argon2
+from twisted.application.service import Service
 from twisted.cred import credentials, error, portal
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 from chatd import grammar
@@ -106,20 +109,28 @@ class MemoryAccountStore:
 @implementer(IAccountStore)
 class SQLiteAccountStore:
     """
-    One SQLite file; one connection shared by the worker threads under a
-    lock (the calls are short next to a hash).
+    One SQLite file, made at the first registration; one connection shared
+    by the worker threads under a lock (the calls are short next to a hash).
     """
 
     def __init__(self, path):
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS accounts ("
-            " key TEXT PRIMARY KEY, name TEXT NOT NULL,"
-            " hash TEXT NOT NULL, created REAL NOT NULL)")
-        self._keys = {row[0] for row in self._db.execute("SELECT key FROM accounts")}
+        self._db = None
+        self._keys = set()
+        if os.path.exists(path):
+            self._open()
+            self._keys = {row[0] for row in self._db.execute("SELECT key FROM accounts")}
+
+    def _open(self):
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS accounts ("
+                " key TEXT PRIMARY KEY, name TEXT NOT NULL,"
+                " hash TEXT NOT NULL, created REAL NOT NULL)")
+        return self._db
 
     @classmethod
     def in_directory(cls, directory):
@@ -131,6 +142,8 @@ class SQLiteAccountStore:
 
     def get(self, key):
         with self._lock:
+            if self._db is None:
+                return None
             row = self._db.execute(
                 "SELECT name, hash FROM accounts WHERE key = ?", (key,)).fetchone()
         return tuple(row) if row else None
@@ -139,7 +152,7 @@ class SQLiteAccountStore:
         key = grammar.name_key(name)
         with self._lock:
             try:
-                self._db.execute(
+                self._open().execute(
                     "INSERT INTO accounts (key, name, hash, created) VALUES (?, ?, ?, ?)",
                     (key, name, password_hash, time.time()))
             except sqlite3.IntegrityError:
@@ -148,12 +161,14 @@ class SQLiteAccountStore:
 
     def set_hash(self, key, password_hash):
         with self._lock:
-            self._db.execute("UPDATE accounts SET hash = ? WHERE key = ?",
+            self._open().execute("UPDATE accounts SET hash = ? WHERE key = ?",
                              (password_hash, key))
 
     def close(self):
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 # --- hashing -----------------------------------------------------------
@@ -406,3 +421,32 @@ class Accounts:
     def _set(self, name, password):
         self.store.set_hash(grammar.name_key(name), self.hasher.hash(password))
         return name
+
+
+# --- the daemon's worker threads ---------------------------------------
+
+HASH_THREADS = 2  # hashes at once; more logins queue, chat never waits
+
+
+class AccountsService(Service):
+    """
+    The thread pool that hashes and touches the store, started and stopped
+    with the daemon; ``run`` is the ``Accounts`` runner.
+    """
+
+    def __init__(self, reactor, store, threads=HASH_THREADS):
+        self.reactor = reactor
+        self.store = store
+        self.pool = ThreadPool(0, threads, "chatd-accounts")
+
+    def run(self, f, *args):
+        return deferToThreadPool(self.reactor, self.pool, f, *args)
+
+    def startService(self):
+        Service.startService(self)
+        self.pool.start()
+
+    def stopService(self):
+        Service.stopService(self)
+        self.pool.stop()
+        self.store.close()

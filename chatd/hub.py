@@ -74,13 +74,16 @@ class Hub:
 
     log = Logger()
 
-    def __init__(self, presence_limit=None):
+    def __init__(self, presence_limit=None, reserved=None):
         self.users = {}  # name key -> client
         self.rooms = {LOBBY: Room(LOBBY)}
         self._guest_numbers = itertools.count(1)
         # Announce joins and departures only while the room is at most this
         # big (None: always), so a connection storm is not quadratic.
         self.presence_limit = presence_limit
+        # reserved(name_key) -> bool: names only their owner may take
+        # (registered accounts); the owner claims one with ``claim=True``.
+        self.reserved = reserved or (lambda key: False)
 
     @property
     def lobby(self):
@@ -92,15 +95,22 @@ class Hub:
     def _announce_presence(self, room):
         return self.presence_limit is None or len(room.members) <= self.presence_limit
 
-    def connect(self, client):
-        """
-        Give ``client`` a free guest name, add it to the lobby and tell the
-        others.  Returns the name.
-        """
+    def _guest_name(self):
         while True:
             name = f"{grammar.GUEST_PREFIX}{next(self._guest_numbers)}"
             if grammar.name_key(name) not in self.users:
-                break
+                return name
+
+    def connect(self, client, name=None):
+        """
+        Give ``client`` a free guest name (or claim ``name`` for it, see
+        ``rename``), add it to the lobby and tell the others.  Returns the
+        name.
+        """
+        if name is None:
+            name = self._guest_name()
+        else:
+            self._move_aside(name, client)
         client.name = name
         self.users[grammar.name_key(name)] = client
         room = self.lobby
@@ -131,14 +141,38 @@ class Hub:
             raise ChatError(f"no such user: {name}")
         return client
 
-    def rename(self, client, new):
+    def _move_aside(self, name, client):
+        """
+        Whoever else holds ``name`` becomes a fresh guest, and is told why.
+        """
+        holder = self.users.get(grammar.name_key(name))
+        if holder is None or holder is client:
+            return
+        guest = self._guest_name()
+        del self.users[grammar.name_key(name)]
+        holder.name = guest
+        self.users[grammar.name_key(guest)] = holder
+        self.lobby.broadcast(grammar.renamed(name, guest))
+        holder.deliver(grammar.encode_line(grammar.notice(
+            f"{name} is a registered name and its owner logged in; "
+            f"you are now {guest}")))
+
+    def rename(self, client, new, claim=False):
         """
         Rename ``client`` to ``new`` (validated, unique) and tell everyone.
+        ``claim``: ``client`` owns ``new`` (logged in to it), so a reserved
+        name is allowed and whoever holds it is moved aside.
         """
         grammar.check_name(new)
         old = client.name
         if new == old:
             raise ChatError(f"you are already called {new}")
+        if claim:
+            self._move_aside(new, client)
+        elif self.reserved(grammar.name_key(new)) and \
+                grammar.name_key(new) != grammar.name_key(old):
+            raise ChatError(f"{new} is a registered name "
+                            f"(/login {new} PASSWORD if it is yours)")
         holder = self.users.get(grammar.name_key(new))
         if holder is not None and holder is not client:
             raise ChatError(f"name is taken: {new}")

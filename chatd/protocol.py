@@ -23,8 +23,25 @@ from chatd.transfer import TransferReceiver
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
 
 
-def help_lines(max_file_size):
+ACCOUNT_HELP = [
+    "/register NAME PASSWORD  make NAME yours (with a password) and log in",
+    "/login NAME PASSWORD     log in to your registered name",
+    "/password OLD NEW        change your password",
+]
+BEFORE_LOGIN = frozenset({"login", "register", "help", "quit"})
+
+
+def account_help_lines(accounts):
+    return ["account commands:"] + [
+        line for line in ACCOUNT_HELP
+        if accounts.allow_register or not line.startswith("/register")]
+
+
+def help_lines(max_file_size, accounts=None):
     limit = grammar.format_size(max_file_size)
+    help_line = "/help                this list"
+    if accounts is not None:
+        help_line = "/help [accounts]     this list, or the account commands (/login ...)"
     return [
         "commands:",
         "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)",
@@ -35,7 +52,7 @@ def help_lines(max_file_size):
         "/files               the shared files, newest first",
         f"/upload NAME SIZE [SHA256]  then SIZE raw bytes: share a file (up to {limit})",
         "/download NAME       get a file: a line 'FILE SIZE SHA256 NAME', then the bytes",
-        "/help                this list",
+        help_line,
         "/quit [REASON]       leave",
     ]
 
@@ -49,6 +66,7 @@ class ChatProtocol(TransferReceiver):
     log = Logger()
     name = None
     address_key = None  # set by the factory, for the connection limits
+    account = None  # the name key of the account logged in to
 
     def __init__(self):
         self._upload = None  # the Upload being received
@@ -76,8 +94,19 @@ class ChatProtocol(TransferReceiver):
     def limits(self):
         return self.factory.limits
 
+    @property
+    def accounts(self):
+        return getattr(self.factory, "accounts", None)
+
     def connectionMade(self):
         self.start_connection()
+        if self.accounts is not None and self.accounts.require_login:
+            self.log.info("connection from {peer}, not logged in yet",
+                          peer=_peer_address(self.transport))
+            self.send(grammar.notice(
+                f"Welcome to {self.factory.server_name}: {len(self.hub)} online; "
+                f"{self._login_first()}; type /help for commands"))
+            return
         name = self.hub.connect(self)
         self._joined = True
         self.log.info("{name} connected from {peer}", name=name,
@@ -251,6 +280,9 @@ class ChatProtocol(TransferReceiver):
         if command is None:
             return
         try:
+            if self.account is None and command.name not in BEFORE_LOGIN and \
+                    self.accounts is not None and self.accounts.require_login:
+                raise ChatError(self._login_first())
             handler = getattr(self, "do_" + command.name, None)
             if handler is None:
                 raise ChatError(f"unknown command: /{command.name} (try /help)")
@@ -272,6 +304,9 @@ class ChatProtocol(TransferReceiver):
         self.hub.act(self, text)
 
     def do_nick(self, new):
+        if self.account is not None:
+            raise ChatError(f"you are logged in as {self.name}; "
+                            f"/login or /register to be someone else")
         old = self.name
         self.hub.rename(self, new)
         self.log.info("{old} is now {new}", old=old, new=new)
@@ -286,15 +321,109 @@ class ChatProtocol(TransferReceiver):
         self.send(grammar.reply(f"online ({len(names)}): {', '.join(names)}"))
 
     def do_help(self, arg):
-        for line in help_lines(self.store.max_size):
+        lines = help_lines(self.store.max_size, self.accounts)
+        if self.accounts is not None and arg.lower() == "accounts":
+            lines = account_help_lines(self.accounts)
+        for line in lines:
             self.send(grammar.reply(line))
 
     def do_quit(self, reason):
         self.send(grammar.notice("bye"))
+        if self._joined:
+            self.hub.disconnect(self, reason)
         self._joined = False
-        self.hub.disconnect(self, reason)
         self._departure = reason
         self.log.info("{name} quit", name=self.name)
+        self.close_when_sent()
+
+    # --- accounts (never log, echo or relay a password) -----------------------
+
+    def _login_first(self):
+        if self.accounts.allow_register:
+            return "log in first: /login NAME PASSWORD (or /register NAME PASSWORD)"
+        return "log in first: /login NAME PASSWORD"
+
+    def _account_command(self, arg, usage):
+        if self.accounts is None:
+            raise ChatError("accounts are not enabled on this server")
+        parts = arg.split()
+        if len(parts) != 2:
+            raise ChatError(f"usage: {usage}")
+        return parts
+
+    def do_register(self, arg):
+        name, password = self._account_command(arg, "/register NAME PASSWORD")
+        self._await_account(self.accounts.register(name, password),
+                            self._logged_in, "registered and logged in")
+
+    def do_login(self, arg):
+        name, password = self._account_command(arg, "/login NAME PASSWORD")
+        self._await_account(self.accounts.login(name, password, self.address_key),
+                            self._logged_in, "logged in")
+
+    def do_password(self, arg):
+        old, new = self._account_command(arg, "/password OLD NEW")
+        if self.account is None:
+            raise ChatError(self._login_first())
+        self._await_account(
+            self.accounts.change_password(self.account, old, new, self.address_key),
+            self._password_changed)
+
+    def _await_account(self, d, done, *args):
+        """
+        Hold further input until the (threaded) check answers, so lines
+        keep their order.
+        """
+        self.pause_input("account")
+        d.addCallback(lambda result: self._connected and done(result, *args))
+        d.addErrback(self._account_failed)
+        d.addBoth(self._account_checked)
+
+    def _account_checked(self, _):
+        if self._connected:
+            self.resume_input("account")
+            self._finish_input()
+
+    def _account_failed(self, failure):
+        if not self._connected:
+            return
+        if failure.check(ChatError):
+            self.error(failure.value.message)
+        else:
+            self.log.failure("account command from {name} failed", failure,
+                             name=self.name)
+            self.error("internal error; please try again")
+
+    def _logged_in(self, name, what):
+        key = grammar.name_key(name)
+        holder = self.hub.users.get(key)
+        if holder is not None and holder is not self and \
+                getattr(holder, "account", None) == key:
+            holder.logged_in_elsewhere()
+        if not self._joined:
+            self.hub.connect(self, name)
+            self._joined = True
+        elif self.name != name:
+            self.hub.rename(self, name, claim=True)
+        self.account = key
+        self.log.info("{name} {what}", name=name, what=what)
+        self.send(grammar.notice(f"{what} as {name}"))
+
+    def _password_changed(self, name):
+        self.log.info("{name} changed their password", name=name)
+        self.send(grammar.notice("password changed"))
+
+    def logged_in_elsewhere(self):
+        """
+        Our account logged in on another connection: this one goes.
+        """
+        self.send(grammar.notice(f"{self.name} logged in from another connection; "
+                                 f"closing this one"))
+        self.account = None
+        self._departure = "logged in elsewhere"
+        if self._joined:
+            self._joined = False
+            self.hub.disconnect(self, self._departure)
         self.close_when_sent()
 
     # --- files: upload ------------------------------------------------------
@@ -426,7 +555,9 @@ class ChatFactory(protocol.Factory):
     protocol = ChatProtocol
     log = Logger()
 
-    def __init__(self, hub, store, clock, server_name=None, limits=None):
+    def __init__(self, hub, store, clock, server_name=None, limits=None,
+                 accounts=None):
+        self.accounts = accounts
         self.hub = hub
         self.store = store
         self.clock = clock

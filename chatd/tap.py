@@ -121,13 +121,57 @@ class Options(usage.Options):
          "Announce joins and departures only while at most this many are "
          "online (so a crowd arriving is not announced to everyone); 0: always.",
          _count("presence-limit")],
+        ["hash-memory", None, "64M",
+         "Memory each password hash uses (argon2id; bytes, or with a K/M "
+         "suffix): less is faster and weaker.", _size("hash-memory")],
+        ["tls-port", None, None, "Also listen for TLS on this port.", _port],
+        ["tls-cert", None, None, "PEM certificate (chain) for --tls-port."],
+        ["tls-key", None, None,
+         "PEM private key for --tls-port (default: in the --tls-cert file)."],
+        ["tls-handshake-timeout", None, 30.0,
+         "Seconds a TLS connection may take to finish its handshake.",
+         _seconds("tls-handshake-timeout")],
     ]
 
+    optFlags = [
+        ["require-login", None,
+         "Only logged-in users may chat: before /login or /register, only "
+         "/help and /quit work."],
+        ["no-register", None, "Refuse /register (accounts are made elsewhere)."],
+        ["no-plain", None, "Do not listen on the plain-text --port."],
+    ]
+
+    def __init__(self):
+        usage.Options.__init__(self)
+        self["listen"] = []
+
+    def opt_listen(self, description):
+        """
+        Also listen on this strports endpoint (repeatable, or comma-separated),
+        e.g. ssl:5004:privateKey=key.pem:certKey=cert.pem.
+        """
+        self["listen"].extend(d.strip() for d in description.split(",") if d.strip())
+
     def postOptions(self):
-        for option in ("max-file-size", "sendq"):
+        for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
         if self["sendq"] < 4096:
             raise usage.UsageError("--sendq must be at least 4K")
+        if self["hash-memory"] < 8192:
+            raise usage.UsageError("--hash-memory must be at least 8K")
+        if self["tls-port"] is None:
+            if self["tls-cert"] or self["tls-key"]:
+                raise usage.UsageError("--tls-cert and --tls-key need --tls-port")
+        else:
+            from chatd.tls import check_certificate
+
+            if not self["tls-cert"]:
+                raise usage.UsageError("--tls-port needs --tls-cert FILE "
+                                       "(and --tls-key FILE)")
+            check_certificate(self["tls-cert"], self["tls-key"] or self["tls-cert"])
+        if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
+            raise usage.UsageError(
+                "--no-plain leaves nothing to listen on: add --tls-port or --listen")
 
     def limits(self):
         """
@@ -168,10 +212,10 @@ def endpoint_description(port, interface):
     return f"{kind}:{port}:interface={escaped}"
 
 
-def makeFactory(options, reactor):
+def makeFactory(options, reactor, accounts=None):
     """
     The hub, file store and factory for these options (in pair mode: the
-    pairing and its factory).
+    pairing and its factory); ``accounts``: registered names, if any.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -191,15 +235,58 @@ def makeFactory(options, reactor):
     store = FileStore(options["data-dir"], keep=options["keep-files"],
                       max_size=options["max-file-size"], blocking=blocking)
     limits = options.limits()
-    return ChatFactory(Hub(presence_limit=limits.presence_limit), store, reactor,
-                       server_name=options["name"], limits=limits)
+    reserved = accounts.store.registered if accounts is not None else None
+    return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
+                       store, reactor, server_name=options["name"], limits=limits,
+                       accounts=accounts)
+
+
+def makeAccounts(options, reactor, parent):
+    """
+    The account store under --data-dir, with its hashing threads as a
+    child service of ``parent``.
+    """
+    from chatd.accounts import Accounts, AccountsService, Hasher, SQLiteAccountStore
+
+    store = SQLiteAccountStore.in_directory(options["data-dir"])
+    workers = AccountsService(reactor, store)
+    workers.setServiceParent(parent)
+    return Accounts(store, Hasher(memory_kib=options["hash-memory"] // 1024),
+                    workers.run, reactor, allow_register=not options["no-register"],
+                    require_login=options["require-login"])
+
+
+def listen_descriptions(options):
+    """
+    The strports descriptions to listen on: plain, TLS, then --listen.
+    """
+    from chatd.tls import tls_description
+
+    descriptions = []
+    if not options["no-plain"]:
+        descriptions.append(endpoint_description(options["port"], options["interface"]))
+    if options["tls-port"] is not None:
+        interface = options["interface"] or ("::" if _dual_stack() else "")
+        descriptions.append(tls_description(
+            options["tls-port"], options["tls-cert"],
+            options["tls-key"] or options["tls-cert"], interface))
+    return descriptions + options["listen"]
 
 
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    from chatd.tls import HandshakeFirstFactory, is_tls
+
     top = service.MultiService()
-    factory = makeFactory(options, reactor)
-    description = endpoint_description(options["port"], options["interface"])
-    strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    accounts = None
+    if options["mode"] == "chat":
+        accounts = makeAccounts(options, reactor, top)
+    factory = makeFactory(options, reactor, accounts)
+    for description in listen_descriptions(options):
+        listener = factory
+        if is_tls(description):
+            listener = HandshakeFirstFactory(factory, reactor,
+                                             options["tls-handshake-timeout"])
+        strports.service(description, listener, reactor=reactor).setServiceParent(top)
     return top
