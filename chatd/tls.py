@@ -100,8 +100,10 @@ class HandshakeFirst(policies.ProtocolWrapper):
 
     def _timed_out(self):
         self._timer = None
+        peer = self.getPeer()
         self.log.info("closing {peer}: no TLS handshake in {timeout} s",
-                      peer=self.getPeer(), timeout=self.factory.timeout)
+                      peer=f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}",
+                      timeout=self.factory.timeout)
         self.transport.abortConnection()
 
     def dataReceived(self, data):

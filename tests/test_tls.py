@@ -1,0 +1,161 @@
+"""
+TLS listeners against a real daemon, with a certificate made here: chat
+between a TLS and a plain user, plain text and stalled handshakes closed
+without harming anyone, --no-plain, --listen, and option checking.
+"""
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import time
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from twisted.python import usage
+
+from chatd.tap import Options
+from daemon import Client, free_port
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """
+    A self-signed certificate for localhost and 127.0.0.1: (cert, key) paths.
+    """
+    folder = tmp_path_factory.mktemp("tls")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+class TLSClient(Client):
+    """
+    ``Client`` over TLS, trusting only the test's certificate.
+    """
+
+    def __init__(self, port, cafile, timeout=5.0, greet=True):
+        context = ssl.create_default_context(cafile=cafile)
+        raw = socket.create_connection(("127.0.0.1", port), timeout)
+        self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buffer = b""
+        self.name = None
+        if greet:
+            greeting = self.line()
+            assert greeting.startswith("*** Welcome"), greeting
+            self.name = greeting.split("you are ")[1].split(";")[0]
+
+
+def closed(sock):
+    """
+    Read until the server closes (or resets) the connection, within 5 s.
+    """
+    sock.settimeout(5)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def tls_args(certificate, port, timeout="1"):
+    cert, key = certificate
+    return ("--tls-port", str(port), "--tls-cert", cert, "--tls-key", key,
+            "--tls-handshake-timeout", timeout)
+
+
+def test_chat_between_tls_and_plain_users(make_daemon, certificate):
+    port = free_port()
+    d = make_daemon(*tls_args(certificate, port))
+    secure = TLSClient(port, certificate[0])
+    assert secure.sock.version() in ("TLSv1.2", "TLSv1.3")
+    plain = d.client()
+    secure.nick("alice")
+    plain.expect("*** ")
+    secure.say("over tls")
+    assert plain.expect("<alice>") == "<alice> over tls"
+    plain.say("over tcp")
+    assert secure.expect("<") == f"<{plain.name}> over tcp"
+
+
+def test_plain_text_and_stalled_handshakes_are_closed(make_daemon, certificate):
+    port = free_port()
+    d = make_daemon(*tls_args(certificate, port))
+    watcher = d.client()
+    secure = TLSClient(port, certificate[0])
+    watcher.expect(f"*** {secure.name} joined")
+    confused = socket.create_connection(("127.0.0.1", port), 5)
+    confused.sendall(b"hello, is this chat?\r\n")
+    stalled = socket.create_connection(("127.0.0.1", port), 5)
+    started = time.monotonic()
+    assert closed(confused)  # a TLS alert at most, then closed
+    secure.say("still fine")
+    assert watcher.expect("<") == f"<{secure.name}> still fine"
+    assert closed(stalled)  # by the handshake timeout
+    waited = time.monotonic() - started
+    assert 0.8 < waited < 4, waited
+    secure.say("and after")
+    assert watcher.expect("<") == f"<{secure.name}> and after"
+    # Neither ever joined the room.
+    watcher.say("/who")
+    assert watcher.expect("- online") == f"- online (2): {watcher.name}, {secure.name}"
+    assert "Traceback" not in d.log()
+
+
+def test_no_plain_and_listen(make_daemon, certificate):
+    cert, key = certificate
+    port, extra = free_port(), free_port()
+    listen = f"ssl:{extra}:privateKey={key}:certKey={cert}:interface=127.0.0.1"
+    make_daemon(*tls_args(certificate, port), "--no-plain", "--listen", listen,
+                port=port)
+    one, two = TLSClient(port, cert), TLSClient(extra, cert)
+    one.say("hi")
+    assert two.expect("<") == f"<{one.name}> hi"
+
+
+def test_tls_options_are_checked(tmp_path, certificate):
+    cert, key = certificate
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    cases = [
+        (["--tls-port", "5003"], "--tls-port needs --tls-cert"),
+        (["--tls-port", "5003", "--tls-cert", str(tmp_path / "missing.pem")],
+         "No such file"),
+        (["--tls-port", "5003", "--tls-cert", str(garbage)], "not a usable PEM"),
+        (["--tls-port", "5003", "--tls-cert", cert, "--tls-key", str(garbage)],
+         "not a usable PEM"),
+        (["--tls-cert", cert], "need --tls-port"),
+        (["--no-plain"], "nothing to listen on"),
+    ]
+    for args, message in cases:
+        with pytest.raises(usage.UsageError, match=message):
+            Options().parseOptions(args)
+    options = Options()
+    options.parseOptions(["--tls-port", "5003", "--tls-cert", cert, "--tls-key", key,
+                          "--listen", "tcp:5010,tcp:5011"])
+    assert options["listen"] == ["tcp:5010", "tcp:5011"]
