@@ -369,3 +369,39 @@ def parse_server_line(raw: bytes) -> ServerLine:
             return ServerLine("file", match.group(3), size=int(match.group(1)),
                               sha256=match.group(2))
     return ServerLine("unknown", line)
+
+
+_GREETED = re.compile(r"Welcome to .*\byou are (\S+?);")
+_RENAMED = re.compile(r"(\S+) is now known as (\S+)\Z")
+
+
+def greeted_name(text: str) -> Optional[str]:
+    """
+    The name a greeting notice's text gives you (``Welcome to ...: N online,
+    you are guest3; ...``), else ``None``.
+    """
+    match = _GREETED.match(text)
+    return match.group(1) if match else None
+
+
+def renamed_names(text: str) -> Optional[tuple]:
+    """
+    ``(old, new)`` from a rename notice's text, else ``None``.
+    """
+    match = _RENAMED.match(text)
+    return match.groups() if match else None
+
+
+# --- client -> server: formatting (for chatd-client) -----------------------
+
+
+def client_command(word: str, *args) -> str:
+    """
+    A command line as a client sends it: ``/word arg ...``, empty arguments
+    left out.
+    """
+    return " ".join(["/" + word] + [str(a) for a in args if a not in (None, "")])
+
+
+def upload_command(name: str, size: int, sha256: str) -> str:
+    return client_command("upload", name, size, sha256)

@@ -1,0 +1,239 @@
+"""
+The client's side of file transfers, on the local disk.
+
+A download streams into a hidden temporary file in its destination directory,
+hashed as the bytes arrive, and is renamed into place only once its sha256
+matches; an existing file is never replaced (``name (1).ext`` is taken
+instead).  An upload's source is opened and hashed first, by a blocking
+function meant for a thread, then read back exactly as many bytes as were
+announced, whatever happens to the file meanwhile.
+"""
+
+import errno
+import hashlib
+import os
+import stat
+import tempfile
+
+from chatd import grammar
+from chatd.grammar import ChatError
+
+CHUNK = 64 * 1024
+MAX_VARIANTS = 999  # name (1).ext ... name (999).ext
+_NO_HARD_LINKS = {errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP,
+                  errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+
+
+class TransferError(Exception):
+    """
+    A transfer failed for a reason to tell the user in one line.
+    """
+
+    @property
+    def message(self):
+        return str(self.args[0])
+
+
+def _reason(error):
+    return error.strerror or str(error)
+
+
+# --- downloads ---------------------------------------------------------------
+
+
+def variants(name):
+    """
+    ``name``, then ``stem (1).ext``, ``stem (2).ext``, ...
+    """
+    yield name
+    stem, ext = os.path.splitext(name)
+    for i in range(1, MAX_VARIANTS + 1):
+        yield f"{stem} ({i}){ext}"
+
+
+def place(temp, directory, name):
+    """
+    Move the file ``temp`` into ``directory`` as ``name`` or, if that exists,
+    the first free variant of it; never replaces anything (a hard link is
+    atomic about it, a rename after a check where links are not supported).
+    Returns the path used.
+    """
+    for candidate in variants(name):
+        target = os.path.join(directory, candidate)
+        try:
+            os.link(temp, target)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            if e.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(target):
+                continue
+            os.rename(temp, target)
+            return target
+        os.unlink(temp)
+        return target
+    raise TransferError(f"no free file name for {name} in {directory or '.'}")
+
+
+def resolve_destination(dest, name):
+    """
+    Where ``/download NAME [DEST]`` saves: ``(directory, filename)``.  DEST
+    may be an existing directory or a file path in one; ``None`` means the
+    current directory.  Raises ``TransferError``.
+    """
+    if not dest:
+        return ".", name
+    dest = os.path.expanduser(dest)
+    if os.path.isdir(dest):
+        return dest, name
+    directory, filename = os.path.split(dest)
+    if dest.endswith(os.sep) or not filename:
+        raise TransferError(f"no such directory: {dest}")
+    if not os.path.isdir(directory or "."):
+        raise TransferError(f"no such directory: {directory}")
+    return directory or ".", filename
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class Download:
+    """
+    One file being received: ``write`` each chunk, then ``finish`` (verify
+    and move into place) or ``abort``.
+    """
+
+    def __init__(self, directory, filename, size, sha256):
+        self.directory = directory
+        self.filename = filename
+        self.size = size
+        self.sha256 = sha256
+        self.received = 0
+        self.error = None  # the first write error; the bytes are still consumed
+        self._hash = hashlib.sha256()
+        try:
+            fd, self.temp = tempfile.mkstemp(prefix=".chatd-", suffix=".part",
+                                             dir=directory)
+        except OSError as e:
+            raise TransferError(f"cannot write in {directory}: {_reason(e)}")
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data):
+        self.received += len(data)
+        if self.error is not None:
+            return
+        self._hash.update(data)
+        try:
+            self._file.write(data)
+        except OSError as e:
+            self.error = e
+            self.abort()
+
+    def abort(self):
+        """
+        Drop the partial file.
+        """
+        try:
+            self._file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.temp)
+        except OSError:
+            pass
+
+    def finish(self):
+        """
+        Verify the sha256 and move the file into place; returns its path.
+        Raises ``TransferError`` (the partial file is gone by then).
+        """
+        if self.error is not None:
+            raise TransferError(f"could not write {self.filename}: {_reason(self.error)}")
+        digest = self._hash.hexdigest()
+        if digest != self.sha256:
+            self.abort()
+            raise TransferError(
+                f"sha256 mismatch for {self.filename}: got {digest}, "
+                f"expected {self.sha256}")
+        try:
+            self._file.close()
+            os.chmod(self.temp, 0o666 & ~_umask())  # mkstemp made it private
+            return place(self.temp, self.directory, self.filename)
+        except OSError as e:
+            self.abort()
+            raise TransferError(f"could not save {self.filename}: {_reason(e)}")
+        except TransferError:
+            self.abort()
+            raise
+
+
+# --- uploads -----------------------------------------------------------------
+
+
+class UploadSource:
+    """
+    An open local file with the name, size and sha256 it is announced with.
+    ``read`` gives exactly ``size`` bytes in all: a file that grew is cut, one
+    that shrank is padded with zeros (the server then refuses the sha256).
+    """
+
+    def __init__(self, file, name, size, sha256):
+        self.file = file
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+        self._left = size
+
+    def read(self, n=-1):
+        if n < 0 or n > self._left:
+            n = self._left
+        data = self.file.read(n) if n else b""
+        if len(data) < n:
+            data += b"\0" * (n - len(data))
+        self._left -= n
+        return data
+
+    def close(self):
+        self.file.close()
+
+
+def open_upload(path):
+    """
+    Open and hash the file at ``path`` (blocking: run it in a thread).
+    Returns an ``UploadSource`` positioned at the start, or raises
+    ``TransferError``.
+    """
+    path = os.path.expanduser(path)
+    try:
+        name = grammar.check_filename(os.path.basename(path.rstrip(os.sep)))
+    except ChatError as e:
+        raise TransferError(f"cannot upload {path}: {e.message}")
+    try:
+        file = open(path, "rb")
+    except OSError as e:
+        raise TransferError(f"cannot read {path}: {_reason(e)}")
+    try:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise TransferError(f"cannot upload {path}: not a regular file")
+        size = info.st_size
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            chunk = file.read(min(CHUNK, left))
+            if not chunk:
+                raise TransferError(f"cannot upload {path}: it shrank while being read")
+            digest.update(chunk)
+            left -= len(chunk)
+        file.seek(0)
+    except OSError as e:
+        file.close()
+        raise TransferError(f"cannot read {path}: {_reason(e)}")
+    except TransferError:
+        file.close()
+        raise
+    return UploadSource(file, name, size, digest.hexdigest())
