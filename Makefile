@@ -18,6 +18,11 @@ run: install
 	$(BIN)/twistd -n chatd --port $(PORT)
 
 test: install
+	@# tests/test_client_tty.py drives chatd-client in tmux: install it if missing.
+	@command -v tmux >/dev/null || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux || \
+	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux; } || \
+	  echo "could not install tmux: tests/test_client_tty.py will fail"; }
 	$(BIN)/python -m pytest -q
 
 clean:
