@@ -92,6 +92,7 @@ class ChatClient(TransferReceiver):
         self.quit_timeout = quit_timeout
         self.name = None  # our name, once the server told us
         self.on_name = None  # called with our name whenever it changes
+        self.interactive = False  # a person is typing: say when lines wait
         self.failures = 0  # transfers that failed on our side
         self.quitting = False
         self.lost_reason = None
@@ -195,7 +196,7 @@ class ChatClient(TransferReceiver):
             self.console.error(f"leaving; not sent: {text}")
             return
         self._outbox.append(text)
-        if self._uploading and not self._said_waiting:
+        if self._uploading and self.interactive and not self._said_waiting:
             self._said_waiting = True
             self.console.info(f"what you type now is sent once the upload of "
                               f"{self._uploading} is done")
@@ -447,6 +448,8 @@ class App:
         self._retry = None
 
     def start(self):
+        if self.interactive:
+            self._start_input()  # keys typed while connecting are ours, not echoed
         self._connect()
 
     def _blocking(self, f, *args):
@@ -459,6 +462,7 @@ class App:
         client = ChatClient(self.console, self.reactor, name=self.name,
                             blocking=self._blocking)
         client.on_name = self._named
+        client.interactive = self.interactive
         d = connectProtocol(endpoint, client)
         d.addCallbacks(self._connected, self._connect_failed)
 
