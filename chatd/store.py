@@ -165,8 +165,11 @@ class FileStore:
         for folder in (self.root, self.files, self.tmp):
             if not folder.isdir():
                 folder.makedirs(ignoreExistingDirectory=True)
-        self.entries = self._load()  # newest first
+        loaded = self._load()  # newest first
+        self.entries = loaded[:keep]  # --keep-files may have been lowered
         self._sweep()
+        if len(loaded) > keep:
+            self._write_index(self.entries)
 
     # --- persistence ----------------------------------------------------
 

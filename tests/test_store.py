@@ -227,6 +227,16 @@ def test_restart_keeps_files_and_order(data_dir, ticks):
     assert names(FileStore(data_dir)) == ["f6", "f5", "f4", "f3", "f2"]
 
 
+def test_restart_with_fewer_kept_files_drops_the_oldest(data_dir):
+    store = FileStore(data_dir, keep=5)
+    for i in range(5):
+        put(store, f"f{i}", b"x")
+    fewer = FileStore(data_dir, keep=3)
+    assert names(fewer) == ["f4", "f3", "f2"]
+    assert len(tree(data_dir / "files")) == 3
+    assert names(FileStore(data_dir, keep=5)) == ["f4", "f3", "f2"]
+
+
 def test_index_is_written_atomically(store, data_dir):
     put(store, "a", b"a")
     index = json.loads((data_dir / "index.json").read_text())
