@@ -113,6 +113,8 @@ def parse_client_line(raw: bytes) -> Optional[Command]:
         return Command("", text[1:])
     if text.startswith("/"):
         word, _, arg = text[1:].partition(" ")
+        if not word and not arg.strip():
+            return None  # a lone "/" says nothing, like an empty line
         return Command(word.lower(), arg.strip())
     return Command("", text)
 

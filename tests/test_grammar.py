@@ -50,7 +50,7 @@ def test_parse_client_line(raw, expected):
     assert grammar.parse_client_line(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [b"", b"\r", b"   ", b" \t \r"])
+@pytest.mark.parametrize("raw", [b"", b"\r", b"   ", b" \t \r", b"/", b"/  \r"])
 def test_parse_client_line_empty_is_none(raw):
     assert grammar.parse_client_line(raw) is None
 

@@ -168,6 +168,8 @@ SCRIPT = (
     + b"bell\x07 esc\x1b[31mred\x1b[0m c1\xc2\x9b bad\xff\xfe nul\x00\n"
     b"\n"
     b"  \r\n"
+    b"/\n"
+    b"/   \n"
     b"/nick admin\n"
     b"/nick Bob\n"
     b"/NICK alice2\n"
