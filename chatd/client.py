@@ -20,7 +20,7 @@ import signal
 import sys
 
 from twisted.internet import defer, error, threads
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
 from twisted.python.failure import Failure
 
 from chatd import grammar, localfiles
@@ -47,6 +47,8 @@ HELP = [
     "/upload PATH           share a local file (under its base name, sha256-checked)",
     "/download NAME [DEST]  save a shared file here, or in DEST (a directory or a",
     "                       file name); quote a NAME with spaces: \"my file.txt\"",
+    "/login NAME, /register NAME  log in, or make NAME yours; asks for the",
+    "                       password without showing it",
     "/help                  this list",
     "/quit [REASON]         leave (so do Ctrl-D on an empty line and Ctrl-C)",
     "other /commands go to the server as typed",
@@ -93,6 +95,8 @@ class ChatClient(TransferReceiver):
         self.name = None  # our name, once the server told us
         self.on_name = None  # called with our name whenever it changes
         self.interactive = False  # a person is typing: say when lines wait
+        self.on_secret = None  # called with True/False: hide what is typed, or not
+        self._password_for = None  # ("login"|"register", NAME) awaiting a password
         self.failures = 0  # transfers that failed on our side
         self.quitting = False
         self.lost_reason = None
@@ -222,8 +226,21 @@ class ChatClient(TransferReceiver):
                 self._handle(item)
 
     def _handle(self, text):
+        if self._password_for is not None:
+            # The password asked for: sent, never shown.
+            (word, name), self._password_for = self._password_for, None
+            if self.on_secret is not None:
+                self.on_secret(False)
+            self.send(f"/{word} {name} {text.strip()}")
+            return
         command = grammar.parse_client_line(text.encode(grammar.ENCODING, "replace"))
         if command is None:
+            return
+        if command.name in ("login", "register") and len(command.arg.split()) == 1:
+            self._password_for = (command.name, command.arg.strip())
+            self.console.info(f"password for {command.arg.strip()} (not shown):")
+            if self.on_secret is not None:
+                self.on_secret(True)
             return
         if not command.name:
             self.send(text)
@@ -428,7 +445,8 @@ class App:
     """
 
     def __init__(self, reactor, console, host, port, *, name=None, reconnect=False,
-                 interactive=False, terminal=None, stdin_fd=0):
+                 interactive=False, terminal=None, stdin_fd=0, tls=None):
+        self.tls = tls  # client TLS options (optionsForClientTLS), or None
         self.reactor = reactor
         self.console = console
         self.host = host
@@ -442,6 +460,7 @@ class App:
         self.exit_code = None
         self.failures = 0
         self._input = None
+        self._input_reader = None
         self._leaving = False
         self._interrupts = 0
         self._delay = 0.0
@@ -459,10 +478,13 @@ class App:
         self._retry = None
         endpoint = HostnameEndpoint(self.reactor, self.host, self.port,
                                     timeout=CONNECT_TIMEOUT)
+        if self.tls is not None:
+            endpoint = wrapClientTLS(self.tls, endpoint)
         client = ChatClient(self.console, self.reactor, name=self.name,
                             blocking=self._blocking)
         client.on_name = self._named
         client.interactive = self.interactive
+        client.on_secret = self._secret
         d = connectProtocol(endpoint, client)
         d.addCallbacks(self._connected, self._connect_failed)
 
@@ -484,7 +506,19 @@ class App:
             self.console.set_prompt("> ")
         else:
             reader = PipedLines(self.line, self.leave, self.console.error)
+        self._input_reader = reader
         self._input = stdio.StandardIO(reader, stdin=self.stdin_fd, reactor=self.reactor)
+
+    def _secret(self, on):
+        """
+        Hide what is typed (a password), or show it again.
+        """
+        if self.interactive and isinstance(self._input_reader, LineEditor):
+            self._input_reader.secret = on
+            if on:
+                self.console.set_prompt("password: ")
+            elif self.client is not None and self.client.name:
+                self.console.set_prompt(f"{self.client.name}> ")
 
     def _named(self, name):
         if not grammar.is_guest_name(name):
@@ -603,10 +637,32 @@ def parse_args(argv):
                         help=f"server port (default {DEFAULT_PORT})")
     parser.add_argument("--name", type=_name, default=None,
                         help="your name (default: the guest name the server gives)")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect over TLS (the server's --tls-port)")
+    parser.add_argument("--ca", metavar="FILE", default=None,
+                        help="with --tls: trust this PEM certificate (say, the "
+                             "server's self-signed one) instead of the system's CAs")
     parser.add_argument("--reconnect", action="store_true",
                         help="when the connection is lost, reconnect with back-off "
                              "instead of exiting")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.ca and not options.tls:
+        parser.error("--ca needs --tls")
+    return options
+
+
+def tls_options(host, ca=None):
+    """
+    Client TLS options checking the server's certificate for ``host``,
+    against ``ca`` (a PEM file) if given, else the system's trust roots.
+    """
+    from twisted.internet import ssl
+
+    trust = None
+    if ca:
+        with open(ca, "rb") as f:
+            trust = ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(f.read())])
+    return ssl.optionsForClientTLS(host, trustRoot=trust)
 
 
 def _same_terminal(fd1, fd2):
@@ -622,6 +678,12 @@ def _columns():
 
 def main(argv=None):
     options = parse_args(sys.argv[1:] if argv is None else argv)
+    tls = None
+    if options.tls:
+        try:
+            tls = tls_options(options.host, options.ca)
+        except Exception as e:
+            sys.exit(f"chatd-client: --ca {options.ca}: not a usable PEM certificate ({e})")
     from twisted.internet import reactor
 
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
@@ -633,7 +695,8 @@ def main(argv=None):
                       columns=_columns)
     terminal = TerminalMode(0)
     app = App(reactor, console, options.host, options.port, name=options.name,
-              reconnect=options.reconnect, interactive=interactive, terminal=terminal)
+              reconnect=options.reconnect, interactive=interactive, terminal=terminal,
+              tls=tls)
 
     def handle_signals():
         def later(f):

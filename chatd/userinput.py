@@ -90,20 +90,21 @@ class LineEditor(protocol.Protocol):
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._escape = None  # the escape sequence being read, or None
         self._ended = False
+        self.secret = False  # a password: not shown, not kept in the history
 
     def dataReceived(self, data):
         for char in self._decoder.decode(data):
             if self._ended:
                 return
             self._key(char)
-        self.console.set_input(self.buffer)
+        self.console.set_input("" if self.secret else self.buffer)
 
     def _key(self, char):
         if self._escape is not None:
             self._escape_key(char)
         elif char in "\r\n":
             line, self.buffer, self._recall = self.buffer, "", None
-            if line.strip():
+            if line.strip() and not self.secret:
                 if not self.history or self.history[-1] != line:
                     self.history.append(line)
                     del self.history[:-HISTORY]

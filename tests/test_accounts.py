@@ -183,3 +183,24 @@ def test_lockout_through_the_facade_and_no_password_in_errors():
         result_of(accounts.change_password("alice", "secret1", "whatever1", "x"))
     clock.advance(60)
     assert result_of(accounts.login("alice", "secret1", "ip")) == "alice"
+
+
+def test_client_line_editor_hides_a_password_and_forgets_it():
+    from chatd.userinput import LineEditor
+
+    class Screen:
+        shown = []
+
+        def set_input(self, text):
+            self.shown.append(text)
+
+    lines = []
+    editor = LineEditor(Screen(), lines.append, lambda: None)
+    editor.dataReceived(b"/login alice\r")
+    editor.secret = True
+    editor.dataReceived(b"hunter22")
+    editor.dataReceived(b"\r")
+    editor.secret = False
+    assert lines == ["/login alice", "hunter22"]
+    assert not any("hunter" in text for text in Screen.shown)
+    assert editor.history == ["/login alice"]

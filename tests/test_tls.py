@@ -8,7 +8,10 @@ import datetime
 import ipaddress
 import socket
 import ssl
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -159,3 +162,42 @@ def test_tls_options_are_checked(tmp_path, certificate):
     options.parseOptions(["--tls-port", "5003", "--tls-cert", cert, "--tls-key", key,
                           "--listen", "tcp:5010,tcp:5011"])
     assert options["listen"] == ["tcp:5010", "tcp:5011"]
+
+
+CLIENT = str(Path(sys.executable).with_name("chatd-client"))
+
+
+def run_client(port, *args, input=b"", cwd=None):
+    return subprocess.run(
+        [CLIENT, "--host", "localhost", "--port", str(port), *args],
+        input=input, capture_output=True, timeout=30, cwd=cwd)
+
+
+def test_chatd_client_over_tls_asks_for_the_password(make_daemon, certificate, tmp_path):
+    port = free_port()
+    d = make_daemon(*tls_args(certificate, port), "--hash-memory", "8K")
+    watcher = d.client()
+    result = run_client(port, "--tls", "--ca", certificate[0], cwd=tmp_path,
+                        input=b"/register alice\nsecret99\nhello over tls\n")
+    out = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 0, out
+    assert "password for alice (not shown):" in out
+    assert "*** registered and logged in as alice" in out
+    assert "secret99" not in out
+    assert watcher.expect("<alice>") == "<alice> hello over tls"
+    assert watcher.expect("*** alice left").startswith("*** alice left")
+    # Without --ca the self-signed certificate is not trusted.
+    refused = run_client(port, "--tls", cwd=tmp_path, input=b"hi\n")
+    assert refused.returncode != 0
+    watcher.nothing(0.2)
+
+
+def test_quit_over_tls_closes(make_daemon, certificate):
+    port = free_port()
+    make_daemon(*tls_args(certificate, port))
+    secure = TLSClient(port, certificate[0])
+    secure.say("/quit")
+    assert secure.expect("*** bye") == "*** bye"
+    started = time.monotonic()
+    assert secure.closed()
+    assert time.monotonic() - started < 2
