@@ -242,6 +242,22 @@ def test_pipelined_upload_then_files_then_half_close(daemon):
         assert f"shared by {c.name} at " in lines[1]
 
 
+def test_download_then_half_close_gets_the_whole_file(daemon):
+    """
+    ``echo "/download big.bin" | nc -N host 5002 > out``.
+    """
+    [alice] = users(daemon, "alice")
+    big = os.urandom(4 * 2**20)
+    upload(alice, "big.bin", big)
+    c = daemon.client()
+    c.send(b"/download big.bin\n")
+    c.sock.shutdown(socket.SHUT_WR)
+    header = grammar.parse_server_line(c.raw_line())
+    assert (header.kind, header.size) == ("file", len(big))
+    assert c.read_exact(len(big), timeout=20) == big
+    assert [l for l in lines_until_closed(c) if not PRESENCE.match(l)] == []
+
+
 def test_download_is_never_interleaved_with_chat(daemon):
     alice, bob = users(daemon, "alice", "bob")
     big = os.urandom(8 * 2**20) + b"\n" * 1000
