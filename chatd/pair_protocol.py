@@ -49,6 +49,8 @@ class PairProtocol(ChatProtocol):
 
     def lineReceived(self, line):
         arrived, self._line_mark = self._line_mark, self._read_mark
+        if self.line_too_long(line):
+            return
         self.pace_input()
         if line.endswith(b"\r"):
             line = line[:-1]

@@ -226,12 +226,25 @@ class ChatProtocol(TransferReceiver):
         Refuse an over-long line with one error and skip it up to its newline,
         without buffering it; the connection stays.
         """
-        self.error(f"line too long (over {self.limits.max_line} bytes); discarded")
+        self._refuse_long_line()
         end = line.find(b"\n")
         if end < 0:
             self._discarding = True
         else:
             self._after_long_line = line[end + 1:]
+
+    def _refuse_long_line(self):
+        self.error(f"line too long (over {self.limits.max_line} bytes); discarded")
+
+    def line_too_long(self, line):
+        """
+        Refuse a complete line over the limit.  ``MAX_LENGTH`` leaves a byte
+        for the CR of a CRLF, so a line ended by LF alone can be one over.
+        """
+        if len(line) - line.endswith(b"\r") > self.limits.max_line:
+            self._refuse_long_line()
+            return True
+        return False
 
     # --- timers ----------------------------------------------------------
 
@@ -275,6 +288,8 @@ class ChatProtocol(TransferReceiver):
                 self.factory.clock.callLater(wait, self.resume_input, "rate")
 
     def lineReceived(self, line):
+        if self.line_too_long(line):
+            return
         self.pace_input()
         command = grammar.parse_client_line(line)
         if command is None:
