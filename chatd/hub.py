@@ -153,9 +153,9 @@ class Hub:
         holder.name = guest
         self.users[grammar.name_key(guest)] = holder
         self.lobby.broadcast(grammar.renamed(name, guest))
-        holder.deliver(grammar.encode_line(grammar.notice(
+        self._deliver_to(holder, grammar.notice(
             f"{name} is a registered name and its owner logged in; "
-            f"you are now {guest}")))
+            f"you are now {guest}"))
 
     def rename(self, client, new, claim=False):
         """
@@ -200,8 +200,19 @@ class Hub:
         Deliver ``text`` to one user only; returns the recipient's name.
         """
         target = self.find(target_name)
-        target.deliver(grammar.encode_line(grammar.private_from(client.name, text)))
+        self._deliver_to(target, grammar.private_from(client.name, text))
         return target.name
+
+    def _deliver_to(self, client, line):
+        """
+        One line to one client; a failing recipient is logged, like in
+        ``Room.broadcast``, and never breaks the sender's command.
+        """
+        try:
+            client.deliver(grammar.encode_line(line))
+        except Exception:
+            self.log.failure("delivery to {recipient} failed",
+                             recipient=getattr(client, "name", "?"))
 
     def names(self):
         return [member.name for member in self.lobby.members]
