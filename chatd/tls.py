@@ -106,14 +106,6 @@ class HandshakeFirst(policies.ProtocolWrapper):
                       timeout=self.factory.timeout)
         self.transport.abortConnection()
 
-    def loseConnection(self):
-        """
-        Twisted's TLS layer closes only once no producer is registered; the
-        protocol's (its congestion watch) merely listens, so let it go.
-        """
-        self.transport.unregisterProducer()
-        policies.ProtocolWrapper.loseConnection(self)
-
     def dataReceived(self, data):
         if self._started:
             self.wrappedProtocol.dataReceived(data)

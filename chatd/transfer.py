@@ -185,6 +185,11 @@ class TransferReceiver(LineReceiver):
             self._close_when_sent = True
         else:
             self._flush_queue()  # bounded by the send queue limit
+            if self._flow is not None:
+                # Our producer only listens for congestion; a registered
+                # producer would keep a TLS transport from ever closing.
+                self._flow = None
+                self.transport.unregisterProducer()
             self.transport.loseConnection()
 
     def send_file(self, header, source, transform=None, done=None):
