@@ -576,7 +576,7 @@ class ChatFactory(protocol.Factory):
         self.hub = hub
         self.store = store
         self.clock = clock
-        self.server_name = server_name or f"chatd on {socket.gethostname()}"
+        self.server_name = grammar.clean_text(server_name or f"chatd on {socket.gethostname()}")
         self.limits = limits or Limits()
         self.connections = ConnectionCounter(self.limits.max_conns_per_ip,
                                              self.limits.max_conns)

@@ -181,8 +181,16 @@ class FileStore:
             raw = json.loads(index.getContent())
             entries = [StoredFile(**item) for item in raw["files"]]
         except (ValueError, KeyError, TypeError) as e:
-            self.log.error("index {path} is unreadable ({error}); starting empty",
-                           path=index.path, error=e)
+            # Never delete what we cannot account for: set the index and the
+            # files aside for the operator, and start empty.
+            aside = self.root.child(f"unreadable-{int(self.clock())}")
+            aside.makedirs(ignoreExistingDirectory=True)
+            index.moveTo(aside.child(INDEX))
+            self.files.moveTo(aside.child("files"))
+            self.files.makedirs()
+            self.log.error("index {path} is unreadable ({error}); it and the files "
+                           "were moved to {aside}; starting empty",
+                           path=index.path, error=e, aside=aside.path)
             return []
         return [e for e in entries if self.files.child(e.id).isfile()]
 

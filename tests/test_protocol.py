@@ -697,3 +697,20 @@ def test_upload_then_download_round_trip(big_server):
     b.say("/download rt.bin")
     b.pump_file()
     assert b.raw() == f"FILE {len(DATA)} {sha(DATA)} rt.bin\r\n".encode() + DATA
+
+
+def test_server_name_is_cleaned_of_control_bytes(tmp_path):
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from chatd.hub import Hub
+    from chatd.protocol import ChatFactory
+    from chatd.store import FileStore
+
+    factory = ChatFactory(Hub(), FileStore(tmp_path), Clock(), server_name="evil\x1b[2Jname")
+    p = factory.buildProtocol(None)
+    transport = StringTransport()
+    p.makeConnection(transport)
+    greeting = transport.value()
+    assert b"\x1b" not in greeting
+    assert "evil\ufffd[2Jname".encode() in greeting

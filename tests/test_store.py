@@ -364,3 +364,15 @@ def test_cannot_create_temp_file(store, data_dir):
         store.begin("a", 1, "alice")
     assert e.value.message == "could not store a: No such file or directory"
     assert store.entries == []
+def test_unreadable_index_keeps_files_aside(tmp_path):
+    s = FileStore(tmp_path)
+    up = s.begin("a.txt", 5, "alice"); up.write(b"hello")
+    up.finish()
+    (tmp_path / "index.json").write_text("{not json")
+    s2 = FileStore(tmp_path)
+    assert s2.entries == []
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("unreadable-")]
+    assert len(aside) == 1
+    assert (aside[0] / "index.json").read_text() == "{not json"
+    assert [f.read_bytes() for f in (aside[0] / "files").iterdir()] == [b"hello"]
+    assert list((tmp_path / "files").iterdir()) == []
