@@ -17,6 +17,7 @@ import tempfile
 
 from chatd import grammar
 from chatd.grammar import ChatError
+from chatd.incoming import IncomingFile
 
 CHUNK = 64 * 1024
 MAX_VARIANTS = 999  # name (1).ext ... name (999).ext
@@ -101,7 +102,7 @@ def _umask():
     return mask
 
 
-class Download:
+class Download(IncomingFile):
     """
     One file being received: ``write`` each chunk, then ``finish`` (verify
     and move into place) or ``abort``.
@@ -112,39 +113,12 @@ class Download:
         self.filename = filename
         self.size = size
         self.sha256 = sha256
-        self.received = 0
-        self.error = None  # the first write error; the bytes are still consumed
-        self._hash = hashlib.sha256()
         try:
-            fd, self.temp = tempfile.mkstemp(prefix=".chatd-", suffix=".part",
-                                             dir=directory)
+            fd, temp = tempfile.mkstemp(prefix=".chatd-", suffix=".part",
+                                        dir=directory)
         except OSError as e:
             raise TransferError(f"cannot write in {directory}: {_reason(e)}")
-        self._file = os.fdopen(fd, "wb")
-
-    def write(self, data):
-        self.received += len(data)
-        if self.error is not None:
-            return
-        self._hash.update(data)
-        try:
-            self._file.write(data)
-        except OSError as e:
-            self.error = e
-            self.abort()
-
-    def abort(self):
-        """
-        Drop the partial file.
-        """
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(self.temp)
-        except OSError:
-            pass
+        IncomingFile.__init__(self, temp, os.fdopen(fd, "wb"))
 
     def finish(self):
         """
@@ -153,14 +127,14 @@ class Download:
         """
         if self.error is not None:
             raise TransferError(f"could not write {self.filename}: {_reason(self.error)}")
-        digest = self._hash.hexdigest()
+        digest = self.hexdigest()
         if digest != self.sha256:
             self.abort()
             raise TransferError(
                 f"sha256 mismatch for {self.filename}: got {digest}, "
                 f"expected {self.sha256}")
         try:
-            self._file.close()
+            self.close()
             os.chmod(self.temp, 0o666 & ~_umask())  # mkstemp made it private
             return place(self.temp, self.directory, self.filename)
         except OSError as e:

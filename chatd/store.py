@@ -11,7 +11,6 @@ A file is listed only once its bytes are fsynced, renamed into ``files/`` and
 named in the index, so a crash at any point never lists a partial file.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -24,6 +23,7 @@ from twisted.python.filepath import FilePath
 
 from chatd import grammar
 from chatd.grammar import ChatError
+from chatd.incoming import IncomingFile
 
 INDEX = "index.json"
 
@@ -62,10 +62,12 @@ def _describe(error):
     return error.strerror or str(error)
 
 
-class Upload:
+class Upload(IncomingFile):
     """
     One upload in progress: bytes stream into a temp file and the hash as
-    they arrive.  Created by ``FileStore.begin``.
+    they arrive.  Created by ``FileStore.begin``.  A storage error is
+    remembered (the rest of the declared bytes are still consumed) and
+    reported by ``finish``.
     """
 
     def __init__(self, store, name, size, uploader, expected_sha256=None):
@@ -75,42 +77,8 @@ class Upload:
         self.uploader = uploader
         self.expected_sha256 = expected_sha256
         self.id = uuid.uuid4().hex
-        self.received = 0
-        self.error = None  # first storage error, reported when done
-        self._hash = hashlib.sha256()
-        self._temp = store.tmp.child(self.id + ".part")
-        self._file = open(self._temp.path, "wb")
-
-    def write(self, data):
-        """
-        Store the next chunk.  A storage error is remembered (the rest of the
-        declared bytes are still consumed) and reported by ``finish``.
-        """
-        self.received += len(data)
-        if self.error is not None:
-            return
-        self._hash.update(data)
-        try:
-            self._file.write(data)
-        except OSError as e:
-            self.error = e
-            self._discard_temp()
-
-    def _discard_temp(self):
-        try:
-            self._file.close()
-        except OSError:
-            pass
-        try:
-            self._temp.remove()
-        except OSError:
-            pass
-
-    def abort(self):
-        """
-        Drop the upload: nothing is listed, no temp file remains.
-        """
-        self._discard_temp()
+        temp = store.tmp.child(self.id + ".part").path
+        IncomingFile.__init__(self, temp, open(temp, "wb"))
 
     def finish(self):
         """
@@ -120,24 +88,19 @@ class Upload:
         if self.error is not None:
             return defer.fail(ChatError(
                 f"could not store {self.name}: {_describe(self.error)}"))
-        digest = self._hash.hexdigest()
+        digest = self.hexdigest()
         if self.expected_sha256 and digest != self.expected_sha256:
             self.abort()
             return defer.fail(ChatError(
                 f"sha256 mismatch for {self.name}: got {digest}, "
                 f"expected {self.expected_sha256}; not stored"))
 
-        def flush():
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-
         def failed(failure):
             failure.trap(OSError)
             self.abort()
             raise ChatError(f"could not store {self.name}: {_describe(failure.value)}")
 
-        d = self.store.blocking(flush)
+        d = self.store.blocking(self.close, True)
         d.addCallback(lambda _: self.store.commit(self, digest))
         d.addErrback(failed)
         return d
@@ -242,7 +205,7 @@ class FileStore:
         entry = StoredFile(upload.id, upload.name, upload.size, digest,
                            upload.uploader, self.clock())
         target = self.files.child(entry.id)
-        os.replace(upload._temp.path, target.path)
+        os.replace(upload.temp, target.path)
         replaced = [e for e in self.entries if e.name == entry.name]
         others = [e for e in self.entries if e.name != entry.name]
         entries = [entry] + others
