@@ -78,6 +78,7 @@ class ChatProtocol(TransferReceiver):
         self._discarding = False  # inside an over-long line, up to its newline
         self._after_long_line = None  # what followed an over-long line
         self._bucket = None
+        self._rate_timer = None
         self._departure = "connection lost"
 
     # --- connection -------------------------------------------------------
@@ -130,6 +131,8 @@ class ChatProtocol(TransferReceiver):
     def connectionLost(self, reason=protocol.connectionDone):
         self._cancel_fragment_timer()
         self._cancel_upload_timer()
+        if self._rate_timer is not None and self._rate_timer.active():
+            self._rate_timer.cancel()  # lines still waiting left with their sender
         self._connected = False
         self.factory.connection_closed(self)
         if self._upload is not None:
@@ -285,7 +288,8 @@ class ChatProtocol(TransferReceiver):
             wait = self._bucket.take()
             if wait:
                 self.pause_input("rate")
-                self.factory.clock.callLater(wait, self.resume_input, "rate")
+                self._rate_timer = self.factory.clock.callLater(
+                    wait, self.resume_input, "rate")
 
     def lineReceived(self, line):
         if self.line_too_long(line):

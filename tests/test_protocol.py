@@ -714,3 +714,14 @@ def test_server_name_is_cleaned_of_control_bytes(tmp_path):
     greeting = transport.value()
     assert b"\x1b" not in greeting
     assert "evil\ufffd[2Jname".encode() in greeting
+
+
+def test_paced_lines_of_a_sender_who_left_are_not_relayed(tmp_path):
+    server = Server(tmp_path, limits=Limits(rate=5, burst=2))
+    a, b = server.pair()
+    a.feed(b"one\ntwo\nthree\nfour\n")
+    assert b.lines() == [f"<{a.p.name}> one", f"<{a.p.name}> two"]
+    a.p.connectionLost(Failure(ConnectionLost()))
+    assert server.clock.getDelayedCalls() == []
+    server.drain()
+    assert b.lines() == [f"*** {a.p.name} left (connection lost)"]
