@@ -184,6 +184,22 @@ def cpu_share(pid, seconds=1.0):
     return (cpu_seconds(pid) - before) / (time.monotonic() - start)
 
 
+def kernel_send_queue(server_port, client):
+    """
+    Bytes the kernel holds unsent on the server's side of ``client``'s
+    connection (IPv4 loopback; from /proc/net/tcp), or ``None``.
+    """
+    host, port = client.sock.getsockname()
+    want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for row in f:
+            fields = row.split()
+            if fields[2] == want and int(fields[1].split(":")[1], 16) == server_port:
+                return int(fields[4].split(":")[0], 16)
+    return None
+
+
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 

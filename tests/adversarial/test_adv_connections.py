@@ -161,3 +161,24 @@ def test_keepalive_on_every_connection(make_daemon, figure):
     idle = max(when for _, when in timers) / 100  # USER_HZ
     figure("keepalive idle", idle, "s")
     assert idle <= 120
+
+
+def test_presence_limit_keeps_a_crowd_quiet(make_daemon, figure):
+    d = make_daemon("--presence-limit", "3")
+    first = AdvClient(d.port)
+    crowd = [AdvClient(d.port) for _ in range(5)]  # 6 online in all
+    seen = [line for line in first.sync() if line.endswith(" joined")]
+    assert seen == [f"*** {c.name} joined" for c in crowd[:2]], seen
+    for c in crowd[:2:-1]:  # 6 -> 5 -> 4 online: no departures announced
+        c.close()
+    assert wait_until(lambda: _online(first) == 4)
+    assert first.sync() == []
+    latency = rtt(crowd[0], first)
+    figure("bystander latency", latency, "s")
+    assert latency < FAST
+
+
+def _online(client):
+    client.say("/who")
+    line = client.expect("- online (")
+    return int(line.split("(", 1)[1].split(")", 1)[0])

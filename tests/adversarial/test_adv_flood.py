@@ -6,7 +6,7 @@ pasting 1000 lines at once.
 import re
 import time
 
-from helpers import FAST, MiB, AdvClient, Swarm, cpu_seconds
+from helpers import FAST, MiB, AdvClient, Swarm, cpu_seconds, kernel_send_queue
 
 
 class Ledger:
@@ -57,6 +57,8 @@ def test_stalled_reader_dropped_while_200_talk(make_daemon, figure):
     ledger = Ledger()
     swarm = Swarm(d.port, ledger.on_chat)
     try:
+        filler = swarm.connect(1, source="127.0.0.3")[0]
+        filler.count_only = b"[private to "
         talkers = [swarm.connect(1, source=f"127.0.1.{i + 1}")[0] for i in range(200)]
         # Six readers check every line; the rest count lines (cheaper).
         full = talkers[:3] + talkers[-3:]
@@ -68,9 +70,24 @@ def test_stalled_reader_dropped_while_200_talk(make_daemon, figure):
         cpu_before, own_before = cpu_seconds(d.proc.pid), time.process_time()
 
         # The kernel alone takes ~2 MiB for a peer that does not read (send
-        # buffer autotuning), then the transport 64 KiB, then the 256 KiB
-        # queue: so each reader gets ~2.8 MB, over a few seconds.
-        lines_each, pad, spread = 4, 3500, 4.0
+        # buffer autotuning), before the transport's 64 KiB and the 256 KiB
+        # queue.  Fill it with private messages only the stalled reader gets
+        # until the kernel's queue stops growing, so that what the 200 then
+        # say is what overflows the send queue.
+        private = b"/msg %s %s\n" % (stalled.name.encode(), b"f" * 4000)
+        absorbed, still, fill_started = 0, 0, time.monotonic()
+        while still < 2:
+            assert time.monotonic() - fill_started < 10, "the kernel queue kept growing"
+            for _ in range(16):
+                swarm.send(filler, private)
+            swarm.pump(0.05)
+            queued = kernel_send_queue(d.port, stalled)
+            still = still + 1 if queued < absorbed + 4096 else 0
+            absorbed = max(absorbed, queued)
+        figure("kernel send queue of the stalled reader, full", absorbed, "bytes")
+        assert not [n for p in full for n in p.notices if left.match(n)], "dropped early"
+
+        lines_each, pad, spread = 3, 1000, 2.0
         schedule = [(k, p) for k in range(lines_each) for p in talkers]
         x, y = talkers[0], talkers[1]  # bystanders: x pings, y times it
         pings = []

@@ -73,6 +73,7 @@ def test_long_lines_same_result_in_every_framing(make_daemon, figure):
     sender = AdvClient(d.port, nodelay=True)
     receiver = AdvClient(d.port)
     sender.sync()
+    receiver.sync()
     rng = random.Random(5)
     rss_before = d.rss()
     start = time.monotonic()
@@ -147,6 +148,7 @@ def test_control_and_bidi_never_relayed_raw(make_daemon, figure):
     d = make_daemon("--rate", "0")
     a, b = AdvClient(d.port), AdvClient(d.port)
     a.sync()
+    b.sync()
     for i, text in enumerate(HOSTILE):
         a.send(b"m%02d " % i + text + b"\n")
         a.send(b"/me m%02d " % i + text + b"\n")

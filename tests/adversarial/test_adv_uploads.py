@@ -85,6 +85,7 @@ def pair(make_daemon, tmp_path):
         d = make_daemon("--rate", "0", "--max-file-size", "64K", *args, data_dir=data_dir)
         u, w = AdvClient(d.port), AdvClient(d.port)
         u.sync()
+        w.sync()
         return d, u, w
     return start
 
@@ -268,6 +269,7 @@ def test_disk_fills_mid_upload(small_disk, make_daemon, figure):
     d = make_daemon("--rate", "0", "--max-file-size", "4M", data_dir=data_dir, env=env)
     u, w = AdvClient(d.port), AdvClient(d.port)
     u.sync()
+    w.sync()
     data = random.Random(9).randbytes(2 * 1024 * 1024)
     start = time.monotonic()
     answer = upload(u, "big.bin", data, tail=b"after the upload\n")
