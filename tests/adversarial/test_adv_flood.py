@@ -3,10 +3,12 @@ Volume: a reader that stops reading among 200 talkers, and one client
 pasting 1000 lines at once.
 """
 
+import hashlib
+import random
 import re
 import time
 
-from helpers import FAST, MiB, AdvClient, Swarm, cpu_seconds, kernel_send_queue
+from helpers import FAST, MiB, AdvClient, Swarm, cpu_seconds, kernel_send_queue, rtt
 
 
 class Ledger:
@@ -209,3 +211,34 @@ def test_1000_lines_in_one_write_paced_in_order(make_daemon, figure):
         assert not [n for p in swarm.peers for n in p.notices if n.startswith("!")]
     finally:
         swarm.close()
+
+
+def test_stalled_download_is_paced_not_dropped(make_daemon, figure):
+    d = make_daemon("--rate", "0", "--max-file-size", "16M")
+    uploader, talker = AdvClient(d.port), AdvClient(d.port)
+    data = random.Random(3).randbytes(12 * MiB)
+    uploader.send(b"/upload big.bin %d\n" % len(data) + data)
+    assert uploader.expect("*** stored big.bin").endswith(hashlib.sha256(data).hexdigest())
+    reader = AdvClient(d.port, rcvbuf=4096)
+    talker.sync()
+    rss_before = d.rss()
+    reader.say("/download big.bin")
+    time.sleep(0.5)  # the reader does not read: the file must wait on disk
+    for i in range(50):
+        talker.say(f"while downloading {i}")
+    latency = rtt(talker, uploader)
+    time.sleep(0.5)
+    growth = d.rss() - rss_before
+    figure("RSS growth with a 12 MiB download stalled", growth / MiB, "MiB")
+    figure("bystander latency", latency, "s")
+    assert growth < 4 * MiB, "the file was read into memory instead of paced"
+    assert latency < FAST
+
+    header = reader.line()
+    assert header == f"FILE {len(data)} {hashlib.sha256(data).hexdigest()} big.bin"
+    start = time.monotonic()
+    assert reader.read_exact(len(data), timeout=20) == data
+    figure("download read in", time.monotonic() - start, "s")
+    after = reader.sync()
+    chat = [line for line in after if line.startswith(f"<{talker.name}> while")]
+    assert chat == [f"<{talker.name}> while downloading {i}" for i in range(50)], after
