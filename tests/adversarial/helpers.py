@@ -200,6 +200,20 @@ def kernel_send_queue(server_port, client):
     return None
 
 
+def accept_queue(port):
+    """
+    Connections waiting in the kernel for the daemon listening on ``port``
+    to accept them (from /proc/net/tcp).
+    """
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for row in f:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    return 0
+
+
 def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 

@@ -5,10 +5,11 @@ and keepalive on every connection.
 
 import resource
 import socket
+import threading
 import time
 
-from helpers import (FAST, MiB, AdvClient, connect_retry, cpu_share, open_fds,
-                     rtt, wait_until)
+from helpers import (FAST, MiB, AdvClient, accept_queue, connect_retry, cpu_share,
+                     open_fds, rtt, wait_until)
 
 
 def _attempt(port, **kw):
@@ -93,24 +94,36 @@ def test_descriptor_exhaustion(make_daemon, figure):
     fds_before = open_fds(pid)
     rss_before = d.rss()
 
-    attempts, failed = [], 0
-    for _ in range(300):
-        # Connect and send a byte (an empty line): with the accept queue
-        # full, only a peer that talks gets its connection completed.
-        try:
-            s = socket.create_connection(("127.0.0.1", d.port), 2)
-            attempts.append(s)
-            s.send(b"\n")
-        except OSError:
-            failed += 1
-    figure("connection attempts that failed at once", failed)
+    attempts, failed = [], []
+
+    def attempt(count, pause=0.0):
+        for i in range(count):
+            # Connect and send a byte (an empty line): with the accept queue
+            # full, only a peer that talks gets its connection completed.
+            # Let the daemon drain its accept queue (50) now and then, or
+            # SYNs wait a second to be retried.
+            if i % 25 == 0:
+                wait_until(lambda: accept_queue(d.port) == 0, timeout=2, interval=0.005)
+            try:
+                s = socket.create_connection(("127.0.0.1", d.port), 2)
+                attempts.append(s)
+                s.send(b"\n")
+            except OSError:
+                failed.append(1)
+            time.sleep(pause)
+
     try:
-        # Saturated: the daemon is at its descriptor limit.
+        attempt(250)
+        # Saturated: the daemon is at its descriptor limit...
         assert wait_until(lambda: open_fds(pid) >= 250, timeout=5), open_fds(pid)
-        time.sleep(0.5)
         figure("daemon descriptors before / saturated", f"{fds_before} / {open_fds(pid)}")
+        # ...and 50 more attempts arrive while its CPU use is measured.
+        more = threading.Thread(target=attempt, args=(50, 0.018))
+        more.start()
         share = cpu_share(pid, 1.0)
+        more.join()
         figure("daemon CPU while saturated", share * 100, "% of a core")
+        figure("connection attempts that failed at once", len(failed))
         latency = rtt(a, b)
         figure("bystander latency while saturated", latency, "s")
         assert d.proc.poll() is None, d.log()[-2000:]
