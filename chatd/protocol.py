@@ -270,8 +270,9 @@ class ChatProtocol(TransferReceiver):
         self._upload_timer = None
         if self.line_mode:
             return
-        name = self._upload.name if self._upload is not None else "the upload"
-        self.error(f"upload of {name} timed out after "
+        what = (f"upload of {self._upload.name}" if self._upload is not None
+                else "refused upload")  # its bytes were being skipped
+        self.error(f"{what} timed out after "
                    f"{self.limits.upload_timeout:g} s idle; not stored")
         if self._upload is not None:
             self._upload.abort()
