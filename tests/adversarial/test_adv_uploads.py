@@ -106,12 +106,14 @@ def test_declared_size_over_the_limit(pair, figure):
 
 def test_fewer_bytes_then_silence_times_out(pair, figure):
     d, u, w = pair("--upload-timeout", "2")
-    slow = AdvClient(d.port)
+    slow, liar = AdvClient(d.port), AdvClient(d.port)
     u.sync()
     w.sync()
     # One upload stops after half its bytes; another trickles but never
-    # idles for 2 s, so only the first is cancelled.
+    # idles for 2 s, so only the first is cancelled.  A refused upload whose
+    # bytes are being swallowed times out the same way.
     u.send(b"/upload short.bin 1000\n" + b"s" * 500)
+    liar.send(b"/upload huge.bin 100000\n" + b"x" * 10)
     slow.send(b"/upload trickle.bin 3\n")
     start = time.monotonic()
     answer = elapsed = None
@@ -134,10 +136,14 @@ def test_fewer_bytes_then_silence_times_out(pair, figure):
     assert answer.startswith("! upload of short.bin timed out"), answer
     assert 1.8 <= elapsed <= 4.5, elapsed
     assert u.closed(timeout=3)
+    assert liar.expect("! ").startswith("! file too large: huge.bin")
+    assert liar.expect("! ").startswith("! refused upload timed out")
+    assert liar.closed(timeout=3)
     assert slow.expect("*** stored trickle.bin: 3 bytes").endswith(sha(b"ttt"))
     assert latency < FAST
     seen = w.lines_until(f"*** {slow.name} shared trickle.bin")
     assert f"*** {u.name} left (upload timed out)" in seen, seen
+    assert f"*** {liar.name} left (upload timed out)" in seen, seen
     assert [l for l in seen if "short.bin" in l] == [], seen
     assert [name for name, _, _ in listing(w)] == ["trickle.bin"]
     assert_store_clean(d.data_dir, ["trickle.bin"])
