@@ -159,9 +159,11 @@ class Hub:
 
     def rename(self, client, new, claim=False):
         """
-        Rename ``client`` to ``new`` (validated, unique) and tell everyone.
-        ``claim``: ``client`` owns ``new`` (logged in to it), so a reserved
-        name is allowed and whoever holds it is moved aside.
+        Rename ``client`` to ``new`` (validated, unique) and tell everyone
+        (only ``client`` in a room past the presence limit, like joins: a
+        crowd logging in would otherwise be quadratic).  ``claim``:
+        ``client`` owns ``new`` (logged in to it), so a reserved name is
+        allowed and whoever holds it is moved aside.
         """
         grammar.check_name(new)
         old = client.name
@@ -181,7 +183,10 @@ class Hub:
         del self.users[grammar.name_key(old)]
         client.name = new
         self.users[grammar.name_key(new)] = client
-        self.lobby.broadcast(grammar.renamed(old, new))
+        if self._announce_presence(self.lobby):
+            self.lobby.broadcast(grammar.renamed(old, new))
+        else:
+            self._deliver_to(client, grammar.renamed(old, new))
 
     def say(self, client, text):
         self.lobby.broadcast(grammar.chat(client.name, text), exclude=client)

@@ -8,6 +8,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional
 
+# Twisted listens with a backlog of 50: a class or a crowd connecting at once
+# overflows it and waits out SYN retries (1 s, 3 s, 7 s...).  The kernel caps
+# this at net.core.somaxconn.
+BACKLOG = 4096
+
 
 @dataclass
 class Limits:

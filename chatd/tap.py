@@ -8,6 +8,7 @@ from twisted.application import service, strports
 from twisted.python import usage
 
 from chatd import grammar
+from chatd.limits import BACKLOG
 
 DEFAULT_PORT = 5002
 
@@ -209,7 +210,7 @@ def endpoint_description(port, interface):
         interface = "::" if _dual_stack() else "0.0.0.0"
     kind = "tcp6" if ":" in interface else "tcp"
     escaped = interface.replace(":", "\\:")
-    return f"{kind}:{port}:interface={escaped}"
+    return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
 
 
 def makeFactory(options, reactor, accounts=None):

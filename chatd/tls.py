@@ -14,6 +14,8 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import usage
 from zope.interface import directlyProvides, implementer, providedBy
 
+from chatd.limits import BACKLOG
+
 HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -25,7 +27,8 @@ def tls_description(port, cert, key, interface=""):
     """
     The strports description of a TLS listener (Twisted's TLS defaults).
     """
-    description = f"ssl:{port}:privateKey={_escape(key)}:certKey={_escape(cert)}"
+    description = (f"ssl:{port}:privateKey={_escape(key)}:certKey={_escape(cert)}"
+                   f":backlog={BACKLOG}")
     if interface:
         description += f":interface={_escape(interface)}"
     return description

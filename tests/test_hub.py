@@ -209,6 +209,20 @@ def test_presence_limit_silences_joins_in_a_big_room():
     assert a.lines() == ["*** guest3 left"]
 
 
+def test_presence_limit_tells_a_rename_only_to_the_renamer_in_a_big_room():
+    hub = Hub(presence_limit=2)
+    a, b, c = FakeClient(), FakeClient(), FakeClient()
+    for client in (a, b, c):
+        hub.connect(client)
+    a.lines(), b.lines(), c.lines()
+    hub.rename(c, "carol")
+    assert c.lines() == ["*** guest3 is now known as carol"]
+    assert a.lines() == [] and b.lines() == []
+    hub.disconnect(b)
+    hub.rename(c, "caroline")
+    assert a.lines() == ["*** guest2 left", "*** carol is now known as caroline"]
+
+
 def test_notify_excludes(hub):
     a, b = join(hub, FakeClient(), FakeClient())
     hub.notify("alice shared a.txt (5 bytes)", exclude=a)

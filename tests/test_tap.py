@@ -68,10 +68,14 @@ def test_bad_values_are_usage_errors(args, message):
 
 
 def test_endpoint_description():
-    assert tap.endpoint_description(5002, "127.0.0.1") == "tcp:5002:interface=127.0.0.1"
-    assert tap.endpoint_description(5002, "::1") == "tcp6:5002:interface=\\:\\:1"
+    backlog = f":backlog={tap.BACKLOG}"
+    assert tap.endpoint_description(5002, "127.0.0.1") == \
+        "tcp:5002:interface=127.0.0.1" + backlog
+    assert tap.endpoint_description(5002, "::1") == "tcp6:5002:interface=\\:\\:1" + backlog
     everywhere = tap.endpoint_description(0, "")
-    assert everywhere in ("tcp6:0:interface=\\:\\:", "tcp:0:interface=0.0.0.0")
+    assert everywhere in ("tcp6:0:interface=\\:\\:" + backlog,
+                          "tcp:0:interface=0.0.0.0" + backlog)
+    assert tap.BACKLOG > 50  # Twisted's default overflows when a crowd connects
 
 
 def test_plugin_is_discoverable():
