@@ -5,7 +5,11 @@ VENV ?= .venv
 PORT ?= 5002
 BIN = $(VENV)/bin
 
-.PHONY: run test install clean
+.PHONY: run test install clean bench
+
+# `make bench` runs the benchmarks (bench/README.md); BENCH_ARGS=--quick for a
+# two-minute version.
+BENCH_ARGS ?=
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +28,10 @@ test: install
 	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux; } || \
 	  echo "could not install tmux: tests/test_client_tty.py will fail"; }
 	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m pip install -q -r bench/requirements.txt || echo "no uvloop: the generator uses asyncio"
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

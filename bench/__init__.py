@@ -1,0 +1,3 @@
+"""
+Benchmarks: chatd against a Twisted floor, ngircd and file-copy floors (issue 6).
+"""

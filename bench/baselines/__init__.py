@@ -1,0 +1,3 @@
+"""
+Reference servers the benchmark measures chatd against.
+"""
