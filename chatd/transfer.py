@@ -44,6 +44,7 @@ class TransferReceiver(LineReceiver):
     _queue = None  # lines waiting while the transport is congested
     _queued = 0
     sendq_limit = 0  # 0: unbounded
+    _direct = False  # deliver may write straight to the transport (the hot path)
 
     # --- receiving a raw section -------------------------------------------
 
@@ -107,13 +108,27 @@ class TransferReceiver(LineReceiver):
         self.sendq_limit = sendq_limit
         self._flow = _OutputFlow(self)
         self.transport.registerProducer(self._flow, True)
+        self._check_direct()
+
+    def _check_direct(self):
+        """
+        Recompute ``_direct``: nothing held, queued or congested, and the
+        transport open.  Called on every change of those, so ``deliver``
+        (run once per recipient of every broadcast) tests one flag.
+        """
+        self._direct = (self._flow is not None and not self._sending_file
+                        and not self._congested and not self._queue
+                        and self.transport is not None
+                        and not self.transport.disconnecting)
 
     def deliver(self, data):
         """
         Write encoded lines; queue them while the transport is congested;
         hold them while a file is being sent (bounded: the oldest go first).
         """
-        if self._sending_file:
+        if self._direct:
+            self.transport.write(data)
+        elif self._sending_file:
             self._hold(data)
         elif self.transport is None or self.transport.disconnecting:
             return
@@ -122,6 +137,7 @@ class TransferReceiver(LineReceiver):
                 self._queue = collections.deque()
             self._queue.append(data)
             self._queued += len(data)
+            self._direct = False
             if self.sendq_limit and self._queued > self.sendq_limit:
                 self.send_queue_full()
         else:
@@ -139,6 +155,7 @@ class TransferReceiver(LineReceiver):
         """
         self._drop_queue()
         self.transport.abortConnection()
+        self._direct = False
 
     def _drop_queue(self):
         self._queue = None
@@ -146,10 +163,12 @@ class TransferReceiver(LineReceiver):
 
     def _output_paused(self):
         self._congested = True
+        self._direct = False
 
     def _output_resumed(self):
         self._congested = False
         self._flush_queue()
+        self._check_direct()
 
     def _flush_queue(self):
         if self._queue:
@@ -191,6 +210,7 @@ class TransferReceiver(LineReceiver):
                 self._flow = None
                 self.transport.unregisterProducer()
             self.transport.loseConnection()
+            self._direct = False
 
     def send_file(self, header, source, transform=None, done=None):
         """
@@ -209,6 +229,7 @@ class TransferReceiver(LineReceiver):
             self.transport.unregisterProducer()
         self.transport.write(grammar.encode_line(header))
         self._sending_file = True
+        self._direct = False
         d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
         d.addBoth(self._file_sent, source, done)
 
@@ -218,6 +239,7 @@ class TransferReceiver(LineReceiver):
         if self._flow is not None and self.transport.connected:
             self._congested = False
             self.transport.registerProducer(self._flow, True)
+            self._check_direct()
         if done is not None:
             done(result)
         if self._skipped:
