@@ -47,6 +47,7 @@ class Client(asyncio.Protocol):
         for future in (self.waiter, self.first):
             if future is not None and not future.done():
                 future.set_exception(ConnectionError(f"{self.nick.decode()} lost"))
+                future.exception()  # awaiters still get it; nobody else must
 
     def expect(self, marker):
         """

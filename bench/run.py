@@ -116,9 +116,18 @@ async def chat_scenario(server, mode, spec, result):
         result["login"] = await gen.connect(
             clients, parse=spec["sample"], probe=flat, concurrency=spec.get("concurrency"),
             login=spec.get("login", "full"), timeout=spec["login_timeout"], oper=oper)
-        if result["login"]["logged_in"] < clients:
-            result["error"] = "not every client logged in"
-            return
+        missing = clients - result["login"]["logged_in"]
+        if missing:
+            # A server that dropped a few clients while they logged in (ngircd
+            # does, past its send queue, in a 5000-client JOIN flood) is
+            # measured with the rest, and says so; anything else stops here.
+            lost = [c for c in gen.clients if c.closed]
+            if len(lost) != missing or missing > clients // 100:
+                result["error"] = "not every client logged in"
+                return
+            result["error"] = f"{missing} clients dropped while logging in: measured with the rest"
+            gen.clients = [c for c in gen.clients if not c.closed]
+            clients = len(gen.clients)
         result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
         result["rss_idle_mib"] = mib(rss(pid))
         senders = gen.clients[clients - senders_n:]
@@ -275,6 +284,19 @@ def chat_specs(args):
     return specs
 
 
+def chatd_tree():
+    """
+    A fingerprint of chatd's source as it is now (others may edit the work
+    tree while the bench runs): sha256 of chatd/*.py, 10 hex digits.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((servers.ROOT / "chatd").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def run_chat_scenarios(ctx, results):
     args = ctx.args
     for name, spec in chat_specs(args):
@@ -287,7 +309,7 @@ def run_chat_scenarios(ctx, results):
             server, mode = ctx.chat_server(kind)
             if server is None:
                 continue
-            result = {"loadavg_before": os.getloadavg()[0]}
+            result = {"loadavg_before": os.getloadavg()[0], "chatd_tree": chatd_tree()}
             results["scenarios"][name]["servers"][kind] = result
             log(f"{name}: {kind} ({spec['clients']} clients)")
             try:
@@ -471,6 +493,7 @@ def machine_info(ctx):
         "ngircd": first([ctx.ngircd, "--version"]) if ctx.ngircd else None,
         "generator_loop": loop,
         "git_commit": first(["git", "-C", str(servers.ROOT), "rev-parse", "--short", "HEAD"]),
+        "chatd_tree": chatd_tree(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "nofile_limit": servers.raise_nofile(),
         "loadavg_at_start": os.getloadavg(),
