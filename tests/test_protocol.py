@@ -555,7 +555,7 @@ def big_server(tmp_path):
 
 def test_download_header_then_exact_bytes_then_held_lines(big_server):
     server = big_server
-    payload = download_payload(600_000)
+    payload = download_payload(int(2.5 * transfer._ChunkedFileSender.CHUNK_SIZE))
     server.put("big.bin", payload)
     a, b = server.pair()
     a.say("/download big.bin")
@@ -725,3 +725,30 @@ def test_paced_lines_of_a_sender_who_left_are_not_relayed(tmp_path):
     assert server.clock.getDelayedCalls() == []
     server.drain()
     assert b.lines() == [f"*** {a.p.name} left (connection lost)"]
+
+
+class TCPLikeTransport(StringTransport):
+    """
+    A StringTransport with the step sizes of Twisted's TCP transport.
+    """
+
+    bufferSize = 2**16
+    SEND_LIMIT = 128 * 1024
+
+
+def test_file_transfers_widen_the_tcp_steps_and_restore_them(big_server):
+    server = big_server
+    user = User.__new__(User)
+    user.server, user.t = server, TCPLikeTransport()
+    user.p = server.factory.buildProtocol(None)
+    user.p.makeConnection(user.t)
+    user.feed(b"/upload a.bin 10\nhello")
+    assert user.t.bufferSize == transfer.RAW_READ_SIZE
+    user.feed(b"world")
+    assert user.t.bufferSize == 2**16
+    user.raw()
+    user.say("/download a.bin")
+    assert user.t.SEND_LIMIT == transfer.FILE_SEND_LIMIT
+    user.pump_file()
+    assert user.t.SEND_LIMIT == 128 * 1024
+    assert user.raw().startswith(f"FILE 10 {sha(b'helloworld')} a.bin\r\n".encode())
