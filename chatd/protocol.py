@@ -18,7 +18,7 @@ from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
-from chatd.transfer import TransferReceiver
+from chatd.transfer import TransferReceiver, WriteCoalescer
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
 
@@ -126,7 +126,7 @@ class ChatProtocol(TransferReceiver):
         self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
         if limits.rate:
             self._bucket = TokenBucket(limits.rate, limits.burst, self.factory.clock)
-        self.start_output_flow(limits.sendq)
+        self.start_output_flow(limits.sendq, self.factory.coalescer)
 
     def connectionLost(self, reason=protocol.connectionDone):
         self._cancel_fragment_timer()
@@ -576,8 +576,11 @@ class ChatFactory(protocol.Factory):
     log = Logger()
 
     def __init__(self, hub, store, clock, server_name=None, limits=None,
-                 accounts=None):
+                 accounts=None, coalesce_writes=False):
         self.accounts = accounts
+        # One transport write per connection per reactor pass (the daemon);
+        # off, every line is written at once (unit tests read it at once).
+        self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
         self.hub = hub
         self.store = store
         self.clock = clock

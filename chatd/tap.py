@@ -239,7 +239,7 @@ def makeFactory(options, reactor, accounts=None):
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
                        store, reactor, server_name=options["name"], limits=limits,
-                       accounts=accounts)
+                       accounts=accounts, coalesce_writes=True)
 
 
 def makeAccounts(options, reactor, parent):

@@ -13,6 +13,7 @@ file is out.
 import collections
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
 from twisted.protocols.basic import FileSender, LineReceiver
 from zope.interface import implementer
 
@@ -62,6 +63,8 @@ class TransferReceiver(LineReceiver):
     _queued = 0
     sendq_limit = 0  # 0: unbounded
     _direct = False  # deliver may write straight to the transport (the hot path)
+    _coalescer = None  # a WriteCoalescer: write once per reactor pass
+    _pending_out = None  # lines waiting for the coalescer's end of pass
 
     # --- receiving a raw section -------------------------------------------
 
@@ -119,13 +122,15 @@ class TransferReceiver(LineReceiver):
 
     # --- sending ----------------------------------------------------------
 
-    def start_output_flow(self, sendq_limit):
+    def start_output_flow(self, sendq_limit, coalescer=None):
         """
         Watch the transport's congestion (as its streaming producer): while it
         is congested, lines queue here, at most ``sendq_limit`` bytes; past
-        that ``send_queue_full`` is called.
+        that ``send_queue_full`` is called.  With a ``coalescer``, the lines
+        delivered during one reactor pass go out in one transport write.
         """
         self.sendq_limit = sendq_limit
+        self._coalescer = coalescer
         self._flow = _OutputFlow(self)
         self.transport.registerProducer(self._flow, True)
         self._check_direct()
@@ -147,7 +152,14 @@ class TransferReceiver(LineReceiver):
         hold them while a file is being sent (bounded: the oldest go first).
         """
         if self._direct:
-            self.transport.write(data)
+            pending = self._pending_out
+            if pending:
+                pending.append(data)
+            elif self._coalescer is None:
+                self.transport.write(data)
+            else:
+                self._pending_out = [data]
+                self._coalescer.mark(self)
         elif self._sending_file:
             self._hold(data)
         elif self.transport is None or self.transport.disconnecting:
@@ -174,6 +186,7 @@ class TransferReceiver(LineReceiver):
         The peer stopped reading and its queue passed the limit.
         """
         self._drop_queue()
+        self._pending_out = None
         self.transport.abortConnection()
         self._direct = False
 
@@ -190,7 +203,18 @@ class TransferReceiver(LineReceiver):
         self._flush_queue()
         self._check_direct()
 
+    def flush_pending(self):
+        """
+        Write what this pass delivered (the coalescer calls this at the end
+        of the pass; anything else writing to the transport calls it first).
+        """
+        pending = self._pending_out
+        if pending:
+            self._pending_out = None
+            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
     def _flush_queue(self):
+        self.flush_pending()
         if self._queue:
             data = b"".join(self._queue)
             self._drop_queue()
@@ -308,3 +332,34 @@ class _OutputFlow:
 
     def stopProducing(self):
         self.protocol._drop_queue()
+
+
+class WriteCoalescer:
+    """
+    Collects the connections delivered to during one reactor pass and, at
+    its end, has each write its lines to its transport once: a line to a
+    big room costs a list append per member instead of a trip through the
+    transport's write path each.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock):
+        self.clock = clock
+        self._pending = []
+        self._call = None
+
+    def mark(self, protocol):
+        self._pending.append(protocol)
+        if self._call is None:
+            self._call = self.clock.callLater(0, self.flush)
+
+    def flush(self):
+        self._call = None
+        pending, self._pending = self._pending, []
+        for protocol in pending:
+            try:
+                protocol.flush_pending()
+            except Exception:
+                self.log.failure("writing to {name} failed",
+                                 name=getattr(protocol, "name", "?"))

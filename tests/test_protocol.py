@@ -752,3 +752,62 @@ def test_file_transfers_widen_the_tcp_steps_and_restore_them(big_server):
     user.pump_file()
     assert user.t.SEND_LIMIT == 128 * 1024
     assert user.raw().startswith(f"FILE 10 {sha(b'helloworld')} a.bin\r\n".encode())
+
+
+class CountingTransport(StringTransport):
+    def __init__(self):
+        StringTransport.__init__(self)
+        self.writes = 0
+
+    def write(self, data):
+        self.writes += 1
+        StringTransport.write(self, data)
+
+
+@pytest.fixture
+def coalescing(tmp_path):
+    server = Server(tmp_path, max_size=4 * 2**20)
+    server.factory = ChatFactory(server.hub, server.store, server.clock,
+                                 server_name="test", limits=NO_PACING,
+                                 coalesce_writes=True)
+    return server
+
+
+def counted_user(server):
+    user = User.__new__(User)
+    user.server, user.t = server, CountingTransport()
+    user.p = server.factory.buildProtocol(None)
+    user.p.makeConnection(user.t)
+    server.clock.advance(0)
+    return user
+
+
+def test_lines_of_one_pass_go_out_in_one_write(coalescing):
+    a, b = counted_user(coalescing), counted_user(coalescing)
+    coalescing.clock.advance(0)
+    a.raw(), b.raw()
+    before = b.t.writes
+    a.feed(b"one\ntwo\nthree\n")
+    assert b.raw() == b""  # not before the end of the pass
+    coalescing.clock.advance(0)
+    assert b.t.writes == before + 1
+    assert b.lines() == ["<guest1> one", "<guest1> two", "<guest1> three"]
+
+
+def test_coalesced_lines_go_out_before_a_download_and_before_closing(coalescing):
+    coalescing.put("f.bin", b"\x00data\n")
+    a, b = counted_user(coalescing), counted_user(coalescing)
+    coalescing.clock.advance(0)
+    a.raw(), b.raw()
+    a.say("before")
+    b.say("/download f.bin")
+    b.pump_file()
+    coalescing.clock.advance(0)
+    digest = sha(b"\x00data\n")
+    assert b.raw() == (b"<guest1> before\r\n"
+                       + f"FILE 6 {digest} f.bin\r\n".encode()
+                       + b"\x00data\n")
+    a.say("last words")
+    b.say("/quit")
+    assert b.t.disconnecting
+    assert b.raw() == b"<guest1> last words\r\n*** bye\r\n"
