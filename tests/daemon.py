@@ -94,8 +94,12 @@ class Client:
     A blocking loopback client: one user at a raw socket.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0, greet=True):
-        self.sock = socket.create_connection((host, port), timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, greet=True, sock=None):
+        """
+        Connect (or take the connected ``sock``) and, with ``greet``, read
+        the greeting and the guest name in it.
+        """
+        self.sock = sock or socket.create_connection((host, port), timeout)
         self.sock.settimeout(timeout)
         self.timeout = timeout
         self.buffer = b""

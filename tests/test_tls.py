@@ -62,15 +62,8 @@ class TLSClient(Client):
     def __init__(self, port, cafile, timeout=5.0, greet=True):
         context = ssl.create_default_context(cafile=cafile)
         raw = socket.create_connection(("127.0.0.1", port), timeout)
-        self.sock = context.wrap_socket(raw, server_hostname="localhost")
-        self.sock.settimeout(timeout)
-        self.timeout = timeout
-        self.buffer = b""
-        self.name = None
-        if greet:
-            greeting = self.line()
-            assert greeting.startswith("*** Welcome"), greeting
-            self.name = greeting.split("you are ")[1].split(";")[0]
+        Client.__init__(self, port, timeout=timeout, greet=greet,
+                        sock=context.wrap_socket(raw, server_hostname="localhost"))
 
 
 def closed(sock):

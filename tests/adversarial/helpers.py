@@ -59,14 +59,7 @@ class AdvClient(Client):
             sock.bind((source, 0))
         sock.settimeout(timeout)
         sock.connect((host, port))
-        self.sock = sock
-        self.timeout = timeout
-        self.buffer = b""
-        self.name = None
-        if greet:
-            greeting = self.line()
-            assert greeting.startswith("*** Welcome"), greeting
-            self.name = greeting.split("you are ")[1].split(";")[0]
+        Client.__init__(self, port, host, timeout, greet, sock=sock)
 
     def lines_until(self, predicate, timeout=None):
         """
