@@ -25,7 +25,31 @@ HISTORY = 500
 
 
 @implementer(IHalfCloseableProtocol)
-class PipedLines(LineReceiver):
+class _EndOfInput:
+    """
+    Ends input once, whichever way stdin ends (EOF, Ctrl-D, lost), after
+    ``_ended_input`` handled what was left; then ``on_eof``.
+    """
+
+    _ended = False
+
+    def readConnectionLost(self):
+        self._end()
+
+    def writeConnectionLost(self):
+        pass
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self._end()
+
+    def _end(self):
+        if not self._ended:
+            self._ended = True
+            self._ended_input()
+            self.on_eof()
+
+
+class PipedLines(_EndOfInput, LineReceiver):
     """
     Lines from stdin; a last line without a newline counts too.
     """
@@ -50,27 +74,13 @@ class PipedLines(LineReceiver):
         self.transport.pauseProducing()
         self._end()
 
-    def readConnectionLost(self):
-        self._end()
-
-    def writeConnectionLost(self):
-        pass
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self._end()
-
-    def _end(self):
-        if self._ended:
-            return
-        self._ended = True
+    def _ended_input(self):
         rest = self.clearLineBuffer()
         if rest.strip():
             self.lineReceived(rest)
-        self.on_eof()
 
 
-@implementer(IHalfCloseableProtocol)
-class LineEditor(protocol.Protocol):
+class LineEditor(_EndOfInput, protocol.Protocol):
     """
     A small line editor for a terminal in cbreak mode: printable keys,
     Backspace, Ctrl-U (clear), Ctrl-W (erase a word), Up/Down (history),
@@ -156,19 +166,8 @@ class LineEditor(protocol.Protocol):
         self._recall = index
         self.buffer = self.history[index] if index < len(self.history) else ""
 
-    def readConnectionLost(self):
-        self._end()
-
-    def writeConnectionLost(self):
+    def _ended_input(self):
         pass
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self._end()
-
-    def _end(self):
-        if not self._ended:
-            self._ended = True
-            self.on_eof()
 
 
 def _decode(raw):
