@@ -457,6 +457,8 @@ class ChatProtocol(TransferReceiver):
             # The declared bytes follow anyway: swallow them, never as chat.
             self.receive_raw(request.size, None)
             raise e
+        upload.throttle = (lambda: self.pause_input("disk"),
+                           lambda: self.resume_input("disk"))
         self._upload = upload
         self.receive_raw(request.size, upload)
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
 from chatd import grammar
@@ -64,11 +65,19 @@ def _describe(error):
 
 class Upload(IncomingFile):
     """
-    One upload in progress: bytes stream into a temp file and the hash as
-    they arrive.  Created by ``FileStore.begin``.  A storage error is
-    remembered (the rest of the declared bytes are still consumed) and
-    reported by ``finish``.
+    One upload in progress.  Created by ``FileStore.begin``.
+
+    Chunks are hashed and written by a worker thread (``store.blocking``),
+    in order, a batch at a time, while the reactor reads the next ones: the
+    copy and the hash overlap instead of adding up.  ``throttle``, if set,
+    is a ``(pause, resume)`` pair called when more than ``BACKLOG_HIGH``
+    bytes wait and again once they are back under ``BACKLOG_LOW``.  A
+    storage error is remembered (the rest of the declared bytes are still
+    consumed) and reported by ``finish``.
     """
+
+    BACKLOG_HIGH = 8 * 2**20
+    BACKLOG_LOW = 2 * 2**20
 
     def __init__(self, store, name, size, uploader, expected_sha256=None):
         self.store = store
@@ -77,14 +86,77 @@ class Upload(IncomingFile):
         self.uploader = uploader
         self.expected_sha256 = expected_sha256
         self.id = uuid.uuid4().hex
+        self.throttle = None
+        self._queued = []  # chunks not yet handed to the worker
+        self._pending = 0  # bytes queued or being stored
+        self._step = None  # the worker's Deferred, while it runs
+        self._idle_waiters = []
+        self._throttled = False
         temp = store.tmp.child(self.id + ".part").path
         IncomingFile.__init__(self, temp, open(temp, "wb"))
+
+    def write(self, data):
+        self.received += len(data)
+        if self.error is not None:
+            return
+        self._queued.append(data)
+        self._pending += len(data)
+        if self._step is None:
+            self._next_step()
+        if self.throttle and not self._throttled and self._pending > self.BACKLOG_HIGH:
+            self._throttled = True
+            self.throttle[0]()
+
+    def _next_step(self):
+        chunks, self._queued = self._queued, []
+        self._step = self.store.blocking(self._store_chunks, chunks)
+        self._step.addBoth(self._step_done, sum(len(c) for c in chunks))
+
+    def _store_chunks(self, chunks):
+        """
+        In the worker thread: hash and write (both let go of the GIL).
+        """
+        for chunk in chunks:
+            self._hash.update(chunk)
+            self._file.write(chunk)
+
+    def _step_done(self, result, size):
+        self._step = None
+        self._pending -= size
+        if isinstance(result, Failure) and self.error is None:
+            self.error = result.value if result.check(OSError) else \
+                OSError(f"internal error: {result.getErrorMessage()}")
+            self.abort()
+        if self.error is not None:
+            self._queued, self._pending = [], 0
+        elif self._queued:
+            self._next_step()
+        if self._throttled and self._pending < self.BACKLOG_LOW:
+            self._throttled = False
+            self.throttle[1]()
+        if self._step is None:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for d in waiters:
+                d.callback(None)
+
+    def _idle(self):
+        """
+        A Deferred that fires once every queued chunk is stored.
+        """
+        if self._step is None:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._idle_waiters.append(d)
+        return d
 
     def finish(self):
         """
         Verify, fsync (off the reactor thread) and commit.  Fires with
         ``(StoredFile, [removed StoredFile])`` or fails with ``ChatError``.
         """
+        return self._idle().addCallback(lambda _: self._commit())
+
+    def _commit(self):
         if self.error is not None:
             return defer.fail(ChatError(
                 f"could not store {self.name}: {_describe(self.error)}"))

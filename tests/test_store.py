@@ -206,11 +206,58 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
     upload = store.begin("slow", 3, "alice")
     upload.write(b"abc")
     done = upload.finish()
-    assert store.entries == [] and not done.called
-    d, f, args = pending.pop()
-    d.callback(f(*args))
+    fired = []
+    done.addBoth(lambda result: fired.append(result) or result)
+    ran = []
+    while pending:  # the worker's write, then the fsync
+        assert store.entries == [] and fired == []
+        d, f, args = pending.pop(0)
+        ran.append(f)
+        d.callback(f(*args))
+    assert ran == [upload._store_chunks, upload.close]
     entry, removed = result_of(done)
     assert names(store) == ["slow"] and removed == []
+
+
+def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
+    """
+    Chunks wait while the worker stores a batch, go in the next batch in
+    order, and a backlog over the high mark pauses input until it drains.
+    """
+    pending = []
+
+    def blocking(f, *args):
+        d = defer.Deferred()
+        pending.append((d, f, args))
+        return d
+
+    store = FileStore(data_dir, blocking=blocking, max_size=2**30)
+    upload = store.begin("big", 3 * 2**20 + 3, "alice")
+    calls = []
+    upload.throttle = (lambda: calls.append("pause"), lambda: calls.append("resume"))
+    upload.BACKLOG_HIGH, upload.BACKLOG_LOW = 2**20, 2**19
+    upload.write(b"a")
+    upload.write(b"b" * 2**20)
+    upload.write(b"c" * 2**20)
+    assert calls == ["pause"] and len(pending) == 1  # one batch at a time
+    d, f, args = pending.pop(0)
+    assert args == ([b"a"],)
+    d.callback(f(*args))
+    assert len(pending) == 1 and pending[0][2] == ([b"b" * 2**20, b"c" * 2**20],)
+    upload.write(b"d" * 2**20 + b"ef")
+    d, f, args = pending.pop(0)
+    d.callback(f(*args))
+    assert calls == ["pause"]  # 1 MiB + 2 bytes still waiting: over the low mark
+    d, f, args = pending.pop(0)
+    d.callback(f(*args))
+    assert calls == ["pause", "resume"]
+    done = upload.finish()
+    d, f, args = pending.pop(0)
+    d.callback(f(*args))
+    entry, _ = result_of(done)
+    data = b"a" + b"b" * 2**20 + b"c" * 2**20 + b"d" * 2**20 + b"ef"
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
+    assert open(store.path(entry).path, "rb").read() == data
 
 
 def test_restart_keeps_files_and_order(data_dir, ticks):
