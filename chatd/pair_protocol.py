@@ -27,6 +27,7 @@ class PairProtocol(ChatProtocol):
     label = None
     _line_mark = None  # arrival mark of the line being buffered
     _read_mark = None  # arrival mark of the latest read
+    _arrived = None  # arrival mark of the line being handled
 
     @property
     def pairing(self):
@@ -36,6 +37,7 @@ class PairProtocol(ChatProtocol):
         self.start_connection()
         self.peer = _peer_address(self.transport)
         self.label = self.pairing.join(self)
+        self.name = f"client {self.label}" if self.label else "a refused client"
 
     def connectionLost(self, reason=protocol.connectionDone):
         ChatProtocol.connectionLost(self, reason)  # never joined the hub
@@ -48,20 +50,13 @@ class PairProtocol(ChatProtocol):
         ChatProtocol.dataReceived(self, data)
 
     def lineReceived(self, line):
-        arrived, self._line_mark = self._line_mark, self._read_mark
-        if self.line_too_long(line):
-            return
-        self.pace_input()
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        text = grammar.decode(line)
-        if not text.strip():
-            return
-        try:
-            self.pairing.receive(self, text, arrived)
-        except Exception:
-            self.log.failure("error handling a line from client {client}", client=self.label)
-            self.error("internal error; your line was not handled")
+        self._arrived, self._line_mark = self._line_mark, self._read_mark
+        ChatProtocol.lineReceived(self, line)
+
+    def handle_line(self, line):
+        text = grammar.decode(line.removesuffix(b"\r"))
+        if text.strip():
+            self.pairing.receive(self, text, self._arrived)
 
 
 class PairFactory(ChatFactory):

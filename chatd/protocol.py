@@ -293,25 +293,36 @@ class ChatProtocol(TransferReceiver):
                     wait, self.resume_input, "rate")
 
     def lineReceived(self, line):
+        """
+        Every line, in chat and pair mode: the length limit, flood pacing,
+        then ``handle_line``; a known error becomes one ``!`` line, anything
+        else is logged and answered, never felt by other clients.
+        """
         if self.line_too_long(line):
             return
         self.pace_input()
-        command = grammar.parse_client_line(line)
-        if command is None:
-            return
         try:
-            if self.account is None and command.name not in BEFORE_LOGIN and \
-                    self.accounts is not None and self.accounts.require_login:
-                raise ChatError(self._login_first())
-            handler = getattr(self, "do_" + command.name, None)
-            if handler is None:
-                raise ChatError(f"unknown command: /{command.name} (try /help)")
-            handler(command.arg)
+            self.handle_line(line)
         except ChatError as e:
             self.error(e.message)
         except Exception:
             self.log.failure("error handling a line from {name}", name=self.name)
             self.error("internal error; your line was not handled")
+
+    def handle_line(self, line):
+        """
+        A chat line or a command.
+        """
+        command = grammar.parse_client_line(line)
+        if command is None:
+            return
+        if self.account is None and command.name not in BEFORE_LOGIN and \
+                self.accounts is not None and self.accounts.require_login:
+            raise ChatError(self._login_first())
+        handler = getattr(self, "do_" + command.name, None)
+        if handler is None:
+            raise ChatError(f"unknown command: /{command.name} (try /help)")
+        handler(command.arg)
 
     # --- chat commands ------------------------------------------------------
 

@@ -7,7 +7,9 @@ receives downloads.  ``TransferReceiver`` is the ``LineReceiver`` that does
 the framing for both: raw mode for exactly the byte count a header line
 stated (leftover bytes go back to line mode), and files sent with
 ``FileSender`` while lines written meanwhile are held, bounded, until the
-file is out.
+file is out.  On the server it also bounds what waits for a slow reader
+(the send queue, watched through the transport's producer signals) and
+coalesces a reactor pass's lines into one write per connection.
 """
 
 import collections
@@ -76,11 +78,10 @@ class TransferReceiver(LineReceiver):
         """
         self._raw_sink = sink
         self._raw_left = size
-        _widen(self.transport, "bufferSize", RAW_READ_SIZE)
         if size == 0:
-            _narrow(self.transport, "bufferSize")
             self.raw_finished(sink, b"")
         else:
+            _widen(self.transport, "bufferSize", RAW_READ_SIZE)
             self.setRawMode()
 
     def rawDataReceived(self, data):
