@@ -1,20 +1,23 @@
 """
-The server side of a chatd connection: chat commands on top of the shared
-line/raw framing of ``TransferReceiver`` (uploads in, downloads out).
+The server side of a chatd connection: connection policy (greeting, limits,
+timers, pacing, half-close, departure) and dispatch of each line to its
+command in ``chatd.commands``, on top of the shared line/raw framing of
+``TransferReceiver`` (uploads in, downloads out).
 
-Names, rooms and fan-out are the hub's job, and the wording of every line is
-the grammar's.
+Names, rooms and fan-out are the hub's job, the commands live in
+``chatd/commands/`` by area, and the wording of every line is the grammar's.
 """
 
 import socket
-from datetime import datetime, timezone
-
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatd import grammar
+from chatd.commands import COMMANDS, files
+from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
@@ -23,44 +26,12 @@ from chatd.transfer import TransferReceiver, WriteCoalescer
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
 
 
-ACCOUNT_HELP = [
-    "/register NAME PASSWORD  make NAME yours (with a password) and log in",
-    "/login NAME PASSWORD     log in to your registered name",
-    "/password OLD NEW        change your password",
-]
-BEFORE_LOGIN = frozenset({"login", "register", "help", "quit"})
-
-
-def account_help_lines(accounts):
-    return ["account commands:"] + [
-        line for line in ACCOUNT_HELP
-        if accounts.allow_register or not line.startswith("/register")]
-
-
-def help_lines(max_file_size, accounts=None):
-    limit = grammar.format_size(max_file_size)
-    help_line = "/help                this list"
-    if accounts is not None:
-        help_line = "/help [accounts]     this list, or the account commands (/login ...)"
-    return [
-        "commands:",
-        "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)",
-        "/nick NAME           change your name",
-        "/msg NAME TEXT       private message to NAME only",
-        "/me ACTION           say what you are doing",
-        "/who                 who is online",
-        "/files               the shared files, newest first",
-        f"/upload NAME SIZE [SHA256]  then SIZE raw bytes: share a file (up to {limit})",
-        "/download NAME       get a file: a line 'FILE SIZE SHA256 NAME', then the bytes",
-        help_line,
-        "/quit [REASON]       leave",
-    ]
-
 
 @implementer(IChatClient, IHalfCloseableProtocol)
-class ChatProtocol(TransferReceiver):
+class ChatProtocol(TransferReceiver, TimeoutMixin):
     """
-    One user's connection.
+    One user's connection.  ``TimeoutMixin``'s one timeout is the upload
+    idle timeout: it runs only while a raw section is being received.
     """
 
     log = Logger()
@@ -71,7 +42,6 @@ class ChatProtocol(TransferReceiver):
     def __init__(self):
         self._upload = None  # the Upload being received
         self._fragment_timer = None
-        self._upload_timer = None
         self._joined = False
         self._connected = True
         self._input_ended = False
@@ -106,7 +76,7 @@ class ChatProtocol(TransferReceiver):
                           peer=_peer_address(self.transport))
             self.send(grammar.notice(
                 f"Welcome to {self.factory.server_name}: {len(self.hub)} online; "
-                f"{self._login_first()}; type /help for commands"))
+                f"{login_first(self)}; type /help for commands"))
             return
         name = self.hub.connect(self)
         self._joined = True
@@ -121,6 +91,7 @@ class ChatProtocol(TransferReceiver):
         """
         Socket options and this connection's limits (shared with pair mode).
         """
+        self.callLater = self.factory.clock.callLater  # TimeoutMixin's clock
         tune_socket(self.transport)
         limits = self.limits
         self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
@@ -130,7 +101,7 @@ class ChatProtocol(TransferReceiver):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self._cancel_fragment_timer()
-        self._cancel_upload_timer()
+        self.setTimeout(None)
         if self._rate_timer is not None and self._rate_timer.active():
             self._rate_timer.cancel()  # lines still waiting left with their sender
         self._connected = False
@@ -139,10 +110,37 @@ class ChatProtocol(TransferReceiver):
             self._upload.abort()
         self._upload = None
         if self._joined:
-            self._joined = False
-            self.hub.disconnect(self, self._departure)
+            self.leave(self._departure)
             self.log.info("{name} disconnected ({why})", name=self.name,
                           why=self._departure)
+
+    @property
+    def connected_now(self):
+        """
+        Whether the connection is still open (an answer that arrives later,
+        from a thread, is dropped otherwise).
+        """
+        return self._connected
+
+    def enter_as(self, name):
+        """
+        Join the chat as ``name`` (an account's name: whoever holds it is
+        moved aside), or take it if already in.
+        """
+        if not self._joined:
+            self.hub.connect(self, name)
+            self._joined = True
+        elif self.name != name:
+            self.hub.rename(self, name, claim=True)
+
+    def leave(self, reason):
+        """
+        Leave the chat (once), with ``reason`` as the departure told to others.
+        """
+        self._departure = reason
+        if self._joined:
+            self._joined = False
+            self.hub.disconnect(self, reason)
 
     def send_queue_full(self):
         """
@@ -175,7 +173,10 @@ class ChatProtocol(TransferReceiver):
         else:
             self._cancel_fragment_timer()
         if not self.line_mode:
-            self._arm_upload_timer()
+            if self.timeOut is None:
+                self.setTimeout(self.limits.upload_timeout)
+            else:
+                self.resetTimeout()
 
     def _arm_fragment_timer(self):
         if self._fragment_timer is not None and self._fragment_timer.active():
@@ -249,25 +250,34 @@ class ChatProtocol(TransferReceiver):
             return True
         return False
 
-    # --- timers ----------------------------------------------------------
+    # --- uploads --------------------------------------------------------
 
-    def _arm_upload_timer(self):
-        if self._upload_timer is not None and self._upload_timer.active():
-            self._upload_timer.reset(self.limits.upload_timeout)
-        else:
-            self._upload_timer = self.factory.clock.callLater(
-                self.limits.upload_timeout, self._upload_idle)
+    def receive_upload(self, incoming, size):
+        """
+        Take the next ``size`` raw bytes into ``incoming`` (an upload).
+        """
+        self._upload = incoming
+        self.receive_raw(size, incoming)
 
-    def _cancel_upload_timer(self):
-        if self._upload_timer is not None and self._upload_timer.active():
-            self._upload_timer.cancel()
-        self._upload_timer = None
+    def raw_finished(self, incoming, rest):
+        self.setTimeout(None)
+        self.setLineMode(rest)
+        if incoming is not None:
+            self._upload = None
+            files.upload_received(self, incoming)
 
-    def _upload_idle(self):
+    def resume_after(self, reason):
+        """
+        A command that held input (``pause_input(reason)``) is done.
+        """
+        if self._connected:
+            self.resume_input(reason)
+            self._finish_input()
+
+    def timeoutConnection(self):
         """
         An upload stalled: the byte stream is out of step, so cancel and close.
         """
-        self._upload_timer = None
         if self.line_mode:
             return
         what = (f"upload of {self._upload.name}" if self._upload is not None
@@ -313,136 +323,16 @@ class ChatProtocol(TransferReceiver):
         """
         A chat line or a command.
         """
-        command = grammar.parse_client_line(line)
-        if command is None:
+        parsed = grammar.parse_client_line(line)
+        if parsed is None:
             return
-        if self.account is None and command.name not in BEFORE_LOGIN and \
+        command = COMMANDS.find(parsed.name)
+        if self.account is None and not (command and command.before_login) and \
                 self.accounts is not None and self.accounts.require_login:
-            raise ChatError(self._login_first())
-        handler = getattr(self, "do_" + command.name, None)
-        if handler is None:
-            raise ChatError(f"unknown command: /{command.name} (try /help)")
-        handler(command.arg)
-
-    # --- chat commands ------------------------------------------------------
-
-    def do_(self, text):
-        self.hub.say(self, text)
-
-    def do_me(self, text):
-        if not text:
-            raise ChatError("usage: /me ACTION")
-        self.hub.act(self, text)
-
-    def do_nick(self, new):
-        if self.account is not None:
-            raise ChatError(f"you are logged in as {self.name}; "
-                            f"/login or /register to be someone else")
-        old = self.name
-        self.hub.rename(self, new)
-        self.log.info("{old} is now {new}", old=old, new=new)
-
-    def do_msg(self, arg):
-        target, text = grammar.split_target(arg, "/msg NAME TEXT")
-        name = self.hub.private(self, target, text)
-        self.send(grammar.private_to(name, text))
-
-    def do_who(self, arg):
-        names = self.hub.names()
-        self.send(grammar.reply(f"online ({len(names)}): {', '.join(names)}"))
-
-    def do_help(self, arg):
-        lines = help_lines(self.store.max_size, self.accounts)
-        if self.accounts is not None and arg.lower() == "accounts":
-            lines = account_help_lines(self.accounts)
-        for line in lines:
-            self.send(grammar.reply(line))
-
-    def do_quit(self, reason):
-        self.send(grammar.notice("bye"))
-        if self._joined:
-            self.hub.disconnect(self, reason)
-        self._joined = False
-        self._departure = reason
-        self.log.info("{name} quit", name=self.name)
-        self.close_when_sent()
-
-    # --- accounts (never log, echo or relay a password) -----------------------
-
-    def _login_first(self):
-        if self.accounts.allow_register:
-            return "log in first: /login NAME PASSWORD (or /register NAME PASSWORD)"
-        return "log in first: /login NAME PASSWORD"
-
-    def _account_command(self, arg, usage):
-        if self.accounts is None:
-            raise ChatError("accounts are not enabled on this server")
-        parts = arg.split()
-        if len(parts) != 2:
-            raise ChatError(f"usage: {usage}")
-        return parts
-
-    def do_register(self, arg):
-        name, password = self._account_command(arg, "/register NAME PASSWORD")
-        self._await_account(self.accounts.register(name, password),
-                            self._logged_in, "registered and logged in")
-
-    def do_login(self, arg):
-        name, password = self._account_command(arg, "/login NAME PASSWORD")
-        self._await_account(self.accounts.login(name, password, self.address_key),
-                            self._logged_in, "logged in")
-
-    def do_password(self, arg):
-        old, new = self._account_command(arg, "/password OLD NEW")
-        if self.account is None:
-            raise ChatError(self._login_first())
-        self._await_account(
-            self.accounts.change_password(self.account, old, new, self.address_key),
-            self._password_changed)
-
-    def _await_account(self, d, done, *args):
-        """
-        Hold further input until the (threaded) check answers, so lines
-        keep their order.
-        """
-        self.pause_input("account")
-        d.addCallback(lambda result: self._connected and done(result, *args))
-        d.addErrback(self._account_failed)
-        d.addBoth(self._account_checked)
-
-    def _account_checked(self, _):
-        if self._connected:
-            self.resume_input("account")
-            self._finish_input()
-
-    def _account_failed(self, failure):
-        if not self._connected:
-            return
-        if failure.check(ChatError):
-            self.error(failure.value.message)
-        else:
-            self.log.failure("account command from {name} failed", failure,
-                             name=self.name)
-            self.error("internal error; please try again")
-
-    def _logged_in(self, name, what):
-        key = grammar.name_key(name)
-        holder = self.hub.users.get(key)
-        if holder is not None and holder is not self and \
-                getattr(holder, "account", None) == key:
-            holder.logged_in_elsewhere()
-        if not self._joined:
-            self.hub.connect(self, name)
-            self._joined = True
-        elif self.name != name:
-            self.hub.rename(self, name, claim=True)
-        self.account = key
-        self.log.info("{name} {what}", name=name, what=what)
-        self.send(grammar.notice(f"{what} as {name}"))
-
-    def _password_changed(self, name):
-        self.log.info("{name} changed their password", name=name)
-        self.send(grammar.notice("password changed"))
+            raise ChatError(login_first(self))
+        if command is None:
+            raise ChatError(f"unknown command: /{parsed.name} (try /help)")
+        command.run(self, parsed.arg)
 
     def logged_in_elsewhere(self):
         """
@@ -451,89 +341,8 @@ class ChatProtocol(TransferReceiver):
         self.send(grammar.notice(f"{self.name} logged in from another connection; "
                                  f"closing this one"))
         self.account = None
-        self._departure = "logged in elsewhere"
-        if self._joined:
-            self._joined = False
-            self.hub.disconnect(self, self._departure)
+        self.leave("logged in elsewhere")
         self.close_when_sent()
-
-    # --- files: upload ------------------------------------------------------
-
-    def do_upload(self, arg):
-        request = grammar.parse_upload(arg)
-        try:
-            name = grammar.check_filename(request.name)
-            upload = self.store.begin(name, request.size, self.name, request.sha256)
-        except ChatError as e:
-            # The declared bytes follow anyway: swallow them, never as chat.
-            self.receive_raw(request.size, None)
-            raise e
-        upload.throttle = (lambda: self.pause_input("disk"),
-                           lambda: self.resume_input("disk"))
-        self._upload = upload
-        self.receive_raw(request.size, upload)
-
-    def raw_finished(self, upload, rest):
-        self._cancel_upload_timer()
-        if upload is None:
-            self.setLineMode(rest)
-            return
-        self._upload = None
-        # Hold further input until the file is committed, so replies stay in
-        # order ("/upload ..." then "/files" lists the new file).
-        self.pause_input("upload")
-        self.setLineMode(rest)
-        d = upload.finish()
-        d.addCallbacks(self._upload_stored, self._upload_failed)
-        d.addBoth(self._upload_committed)
-
-    def _upload_committed(self, _):
-        if self._connected:
-            self.resume_input("upload")
-            self._finish_input()
-
-    def _upload_stored(self, result):
-        entry, removed = result
-        self.log.info("{name} stored {file} ({size} bytes)", name=self.name,
-                      file=entry.name, size=entry.size)
-        self.send(grammar.notice(
-            f"stored {entry.name}: {entry.size} bytes, sha256 {entry.sha256}"))
-        self.hub.notify(
-            f"{self.name} shared {entry.name} ({grammar.format_size(entry.size)})",
-            exclude=self)
-        for old in removed:
-            self.hub.notify(
-                f"{old.name} was removed (only the {self.store.keep} newest files are kept)")
-
-    def _upload_failed(self, failure):
-        if failure.check(ChatError):
-            self.error(failure.value.message)
-        else:
-            self.log.failure("storing an upload from {name} failed", failure,
-                             name=self.name)
-            self.error("could not store the file (internal error)")
-
-    # --- files: list and download ---------------------------------------
-
-    def do_files(self, arg):
-        entries = self.store.entries
-        if not entries:
-            self.send(grammar.reply("no files shared yet"))
-        for entry in entries:
-            when = datetime.fromtimestamp(entry.time, timezone.utc)
-            self.send(grammar.reply(
-                f"{entry.name}: {entry.size} bytes, shared by {entry.uploader} "
-                f"at {when:%Y-%m-%d %H:%M:%S} UTC, sha256 {entry.sha256}"))
-
-    def do_download(self, name):
-        if not name:
-            raise ChatError("usage: /download NAME")
-        entry = self.store.find(name)
-        try:
-            source = open(self.store.path(entry).path, "rb")
-        except OSError:
-            raise ChatError(f"no such file: {name}")
-        self.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)
 
 
 def _peer_address(transport):

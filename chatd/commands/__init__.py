@@ -1,0 +1,41 @@
+"""
+Every chat command, by area: ``chat`` (say, /nick, /msg, /me, /who),
+``files`` (/files, /upload, /download), ``accounts`` (/register, /login,
+/password), and here the two that concern the session itself (/help,
+/quit).  ``COMMANDS`` is the table ``ChatProtocol`` dispatches through;
+its order is the order of ``/help``.
+"""
+
+from chatd import grammar
+from chatd.commands import accounts, chat, files
+from chatd.commands.registry import CommandTable, collector
+
+SESSION = []
+command = collector(SESSION)
+
+
+def _help_help(conn):
+    if conn.accounts is not None:
+        return "/help [accounts]     this list, or the account commands (/login ...)"
+    return "/help                this list"
+
+
+@command("help", _help_help, before_login=True)
+def help(conn, topic):
+    if conn.accounts is not None and topic.lower() == "accounts":
+        lines = ["account commands:"] + COMMANDS.help_lines(conn, "accounts")
+    else:
+        lines = ["commands:"] + COMMANDS.help_lines(conn)
+    for line in lines:
+        conn.send(grammar.reply(line))
+
+
+@command("quit", "/quit [REASON]       leave", before_login=True)
+def quit(conn, reason):
+    conn.send(grammar.notice("bye"))
+    conn.leave(reason)
+    conn.log.info("{name} quit", name=conn.name)
+    conn.close_when_sent()
+
+
+COMMANDS = CommandTable(chat.COMMANDS, files.COMMANDS, SESSION, accounts.COMMANDS)

@@ -1,0 +1,45 @@
+"""
+Chat commands: say, act, rename, private messages, who is online.
+"""
+
+from chatd import grammar
+from chatd.commands.registry import collector
+from chatd.grammar import ChatError
+
+COMMANDS = []
+command = collector(COMMANDS)
+
+
+@command("", "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)")
+def say(conn, text):
+    conn.hub.say(conn, text)
+
+
+@command("nick", "/nick NAME           change your name")
+def nick(conn, new):
+    if conn.account is not None:
+        raise ChatError(f"you are logged in as {conn.name}; "
+                        f"/login or /register to be someone else")
+    old = conn.name
+    conn.hub.rename(conn, new)
+    conn.log.info("{old} is now {new}", old=old, new=new)
+
+
+@command("msg", "/msg NAME TEXT       private message to NAME only")
+def msg(conn, arg):
+    target, text = grammar.split_target(arg, "/msg NAME TEXT")
+    name = conn.hub.private(conn, target, text)
+    conn.send(grammar.private_to(name, text))
+
+
+@command("me", "/me ACTION           say what you are doing")
+def me(conn, text):
+    if not text:
+        raise ChatError("usage: /me ACTION")
+    conn.hub.act(conn, text)
+
+
+@command("who", "/who                 who is online")
+def who(conn, arg):
+    names = conn.hub.names()
+    conn.send(grammar.reply(f"online ({len(names)}): {', '.join(names)}"))

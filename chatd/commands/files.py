@@ -1,0 +1,92 @@
+"""
+File commands: list, upload (the raw section that follows), download.
+"""
+
+from datetime import datetime, timezone
+
+from chatd import grammar
+from chatd.commands.registry import collector
+from chatd.grammar import ChatError
+
+COMMANDS = []
+command = collector(COMMANDS)
+
+
+@command("files", "/files               the shared files, newest first")
+def files(conn, arg):
+    entries = conn.store.entries
+    if not entries:
+        conn.send(grammar.reply("no files shared yet"))
+    for entry in entries:
+        when = datetime.fromtimestamp(entry.time, timezone.utc)
+        conn.send(grammar.reply(
+            f"{entry.name}: {entry.size} bytes, shared by {entry.uploader} "
+            f"at {when:%Y-%m-%d %H:%M:%S} UTC, sha256 {entry.sha256}"))
+
+
+def _upload_help(conn):
+    limit = grammar.format_size(conn.store.max_size)
+    return f"/upload NAME SIZE [SHA256]  then SIZE raw bytes: share a file (up to {limit})"
+
+
+@command("upload", _upload_help)
+def upload(conn, arg):
+    request = grammar.parse_upload(arg)
+    try:
+        name = grammar.check_filename(request.name)
+        incoming = conn.store.begin(name, request.size, conn.name, request.sha256)
+    except ChatError:
+        # The declared bytes follow anyway: swallow them, never as chat.
+        conn.receive_raw(request.size, None)
+        raise
+    incoming.throttle = (lambda: conn.pause_input("disk"),
+                         lambda: conn.resume_input("disk"))
+    conn.receive_upload(incoming, request.size)
+
+
+def upload_received(conn, incoming):
+    """
+    Every byte of ``incoming`` is in: commit it, holding further input
+    until it is stored, so replies stay in order ("/upload ..." then
+    "/files" lists the new file).
+    """
+    conn.pause_input("upload")
+    d = incoming.finish()
+    d.addCallbacks(lambda result: _stored(conn, result),
+                   lambda failure: _failed(conn, failure))
+    d.addBoth(lambda _: conn.resume_after("upload"))
+
+
+def _stored(conn, result):
+    entry, removed = result
+    conn.log.info("{name} stored {file} ({size} bytes)", name=conn.name,
+                  file=entry.name, size=entry.size)
+    conn.send(grammar.notice(
+        f"stored {entry.name}: {entry.size} bytes, sha256 {entry.sha256}"))
+    conn.hub.notify(
+        f"{conn.name} shared {entry.name} ({grammar.format_size(entry.size)})",
+        exclude=conn)
+    for old in removed:
+        conn.hub.notify(
+            f"{old.name} was removed (only the {conn.store.keep} newest files are kept)")
+
+
+def _failed(conn, failure):
+    if failure.check(ChatError):
+        conn.error(failure.value.message)
+    else:
+        conn.log.failure("storing an upload from {name} failed", failure,
+                         name=conn.name)
+        conn.error("could not store the file (internal error)")
+
+
+@command("download", "/download NAME       get a file: a line 'FILE SIZE SHA256 NAME', then the bytes")
+def download(conn, name):
+    if not name:
+        raise ChatError("usage: /download NAME")
+    entry = conn.store.find(name)
+    try:
+        source = open(conn.store.path(entry).path, "rb")
+    except OSError:
+        raise ChatError(f"no such file: {name}")
+    conn.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)

@@ -1,0 +1,55 @@
+"""
+The shape of a chat command, and the table that finds one by name.
+
+Each area module (chat, files, accounts, ...) lists its commands with
+``command``; ``chatd.commands`` puts the areas together in ``/help`` order.
+A handler is a plain function ``run(conn, arg)``: the connection holds the
+state, so a command costs no per-connection object.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str  # what follows the "/" ("" for a chat line)
+    run: Callable  # run(conn, arg)
+    # The /help line, or a function (conn) -> line or None (not offered).
+    help: Union[str, Callable, None] = None
+    section: str = ""  # "" for the main /help list, or the /help TOPIC
+    before_login: bool = False  # allowed before /login under --require-login
+
+    def help_line(self, conn):
+        return self.help(conn) if callable(self.help) else self.help
+
+
+def collector(commands):
+    """
+    A decorator that appends ``Command(name, function, ...)`` to
+    ``commands``, the area's list.
+    """
+    def command(name, help=None, **options):
+        def register(run):
+            commands.append(Command(name, run, help, **options))
+            return run
+        return register
+    return command
+
+
+class CommandTable:
+    """
+    The commands of several areas, by name, in the order given.
+    """
+
+    def __init__(self, *areas):
+        self.ordered = [command for area in areas for command in area]
+        self._by_name = {command.name: command for command in self.ordered}
+        assert len(self._by_name) == len(self.ordered), "a command is listed twice"
+
+    def find(self, name) -> Optional[Command]:
+        return self._by_name.get(name)
+
+    def help_lines(self, conn, section=""):
+        return [line for command in self.ordered if command.section == section
+                for line in [command.help_line(conn)] if line]
