@@ -1,0 +1,64 @@
+"""
+``twisted.cred`` pieces: the checker over the account store and the realm
+handing out ``Account`` avatars.
+"""
+
+from dataclasses import dataclass
+
+from twisted.cred import credentials, error, portal
+from twisted.cred.checkers import ICredentialsChecker
+from zope.interface import Attribute, Interface, implementer
+
+from chatd import grammar
+
+
+class IChatAccount(Interface):
+    name = Attribute("The account's name, as registered.")
+
+
+@implementer(IChatAccount)
+@dataclass(frozen=True)
+class Account:
+    name: str
+
+
+@implementer(ICredentialsChecker)
+class AccountChecker:
+    """
+    Checks ``IUsernamePassword`` credentials against the store; the avatar
+    id is the account's name as registered.
+    """
+
+    credentialInterfaces = (credentials.IUsernamePassword,)
+
+    def __init__(self, store, hasher, run):
+        self.store = store
+        self.hasher = hasher
+        self.run = run
+
+    def requestAvatarId(self, creds):
+        return self.run(self._check, creds.username, creds.password)
+
+    def _check(self, name, password):
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        if isinstance(password, bytes):
+            password = password.decode("utf-8", "replace")
+        found = self.store.get(grammar.name_key(name))
+        if found is None:
+            self.hasher.waste(password)
+            raise error.UnauthorizedLogin("no such account")
+        registered_name, password_hash = found
+        if not self.hasher.verify(password_hash, password):
+            raise error.UnauthorizedLogin("wrong password")
+        if self.hasher.needs_rehash(password_hash):
+            self.store.set_hash(grammar.name_key(name), self.hasher.hash(password))
+        return registered_name
+
+
+@implementer(portal.IRealm)
+class ChatRealm:
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IChatAccount not in interfaces:
+            raise NotImplementedError("chatd only hands out IChatAccount avatars")
+        return IChatAccount, Account(avatarId), lambda: None

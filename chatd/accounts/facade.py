@@ -1,0 +1,118 @@
+"""
+``Accounts``: registration, login and password changes for the protocol,
+over a ``Portal``, the store, the hasher and the ``LoginLimiter``.
+"""
+
+from twisted.cred import credentials, error, portal
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from chatd import grammar
+from chatd.accounts.cred import AccountChecker, ChatRealm, IChatAccount
+from chatd.accounts.limiter import LoginLimiter
+from chatd.accounts.store import AccountExists
+from chatd.grammar import ChatError
+
+MIN_PASSWORD = 6
+MAX_PASSWORD = 256
+
+
+def check_password(password):
+    if len(password) < MIN_PASSWORD:
+        raise ChatError(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ChatError(f"password must be at most {MAX_PASSWORD} characters")
+    return password
+
+
+class Accounts:
+    """
+    Registration, login and password changes for the protocol: each returns
+    a ``Deferred``, failing with ``ChatError`` (a clear one-line answer).
+    """
+
+    log = Logger()
+
+    def __init__(self, store, hasher, run, clock, allow_register=True,
+                 require_login=False, limiter=None):
+        self.store = store
+        self.hasher = hasher
+        self.run = run
+        self.allow_register = allow_register
+        self.require_login = require_login
+        self.limiter = limiter or LoginLimiter(clock)
+        self.portal = portal.Portal(ChatRealm(), [AccountChecker(store, hasher, run)])
+
+    def registered(self, name):
+        return self.store.registered(grammar.name_key(name))
+
+    def login(self, name, password, address):
+        """
+        The account's registered name, once ``password`` is right.
+        """
+        key = grammar.name_key(name)
+        refusal = self.limiter.refusal(key, address)
+        if refusal is not None:
+            return defer.fail(ChatError(refusal))
+        d = self.portal.login(credentials.UsernamePassword(name, password),
+                              None, IChatAccount)
+
+        def succeeded(result):
+            _, avatar, _ = result
+            return avatar.name
+
+        def failed(failure):
+            failure.trap(error.UnauthorizedLogin)
+            self.limiter.failed(key, address)
+            self.log.info("failed login for {name} from {address}",
+                          name=name, address=address)
+            if not self.store.registered(key):
+                raise ChatError(f"no account called {name} "
+                                f"(/register {name} PASSWORD makes one)")
+            raise ChatError(f"wrong password for {name}")
+
+        return d.addCallbacks(succeeded, failed)
+
+    def register(self, name, password):
+        """
+        Make an account; its name, once stored.
+        """
+        if not self.allow_register:
+            return defer.fail(ChatError("registration is closed on this server"))
+        try:
+            grammar.check_name(name)
+            if grammar.is_guest_name(name):
+                raise ChatError(f"guest names cannot be registered: {name}")
+            check_password(password)
+        except ChatError:
+            return defer.fail()
+        if self.store.registered(grammar.name_key(name)):
+            return defer.fail(ChatError(
+                f"{name} is already registered (/login {name} PASSWORD if it is yours)"))
+        d = self.run(self._create, name, password)
+
+        def taken(failure):
+            failure.trap(AccountExists)
+            raise ChatError(f"{name} is already registered")
+
+        return d.addErrback(taken)
+
+    def _create(self, name, password):
+        self.store.create(name, self.hasher.hash(password))
+        return name
+
+    def change_password(self, name, old, new, address):
+        """
+        Check ``old`` like a login, then store ``new``.
+        """
+        try:
+            check_password(new)
+        except ChatError:
+            return defer.fail()
+        d = self.login(name, old, address)
+        d.addCallback(lambda registered: self.run(self._set, registered, new))
+        return d
+
+    def _set(self, name, password):
+        self.store.set_hash(grammar.name_key(name), self.hasher.hash(password))
+        return name
