@@ -16,6 +16,7 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatd import grammar
+from chatd.admission import Refusal
 from chatd.commands import COMMANDS, files
 from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
@@ -373,19 +374,6 @@ def tune_socket(transport):
                 handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
             except OSError:
                 pass
-
-
-class Refusal(protocol.Protocol):
-    """
-    Says why in one error line, then closes: for connections over a limit.
-    """
-
-    def __init__(self, reason):
-        self.reason = reason
-
-    def connectionMade(self):
-        self.transport.write(grammar.encode_line(grammar.error(self.reason)))
-        self.transport.loseConnection()
 
 
 class ChatFactory(protocol.Factory):

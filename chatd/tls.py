@@ -14,6 +14,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import usage
 from zope.interface import directlyProvides, implementer, providedBy
 
+from chatd.admission import AcceptTimeLimits
 from chatd.limits import BACKLOG
 
 HANDSHAKE_TIMEOUT = 30.0
@@ -120,10 +121,15 @@ class HandshakeFirst(policies.ProtocolWrapper):
         policies.ProtocolWrapper.connectionLost(self, reason)
 
 
-class HandshakeFirstFactory(policies.WrappingFactory):
+class HandshakeFirstFactory(AcceptTimeLimits):
+    """
+    Wraps the chat factory for a TLS listener: limits apply at accept time
+    (a refused connection is closed at once), the chat after the handshake.
+    """
+
     protocol = HandshakeFirst
 
     def __init__(self, wrapped, clock, timeout=HANDSHAKE_TIMEOUT):
-        policies.WrappingFactory.__init__(self, wrapped)
+        AcceptTimeLimits.__init__(self, wrapped)
         self.clock = clock
         self.timeout = timeout
