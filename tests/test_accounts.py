@@ -101,31 +101,58 @@ def test_checker_rehashes_weaker_hashes(store):
     assert not stronger.needs_rehash(store.get("alice")[1])
 
 
+def refusal(limiter, name, address):
+    """
+    Why an attempt now is refused, or ``None`` (then it fails at once).
+    """
+    try:
+        token = limiter.begin(name, address)
+    except ChatError as e:
+        return e.message
+    limiter.end(token, failed=True)
+    return None
+
+
 def test_limiter_locks_out_a_name_then_lets_it_go():
     clock = task.Clock()
     limiter = LoginLimiter(clock)
     for address in ("a1", "a2", "a3"):
-        assert limiter.refusal("alice", address) is None
-        limiter.failed("alice", address)
+        assert refusal(limiter, "alice", address) is None
         clock.advance(10)
-    refusal = limiter.refusal("alice", "a4")
-    assert refusal == "too many failed logins for alice; try again in 30 s"
-    assert limiter.refusal("bob", "a4") is None
+    assert refusal(limiter, "alice", "a4") == \
+        "too many failed logins for alice; try again in 30 s"
+    assert refusal(limiter, "bob", "a5") is None
     clock.advance(29)
-    assert limiter.refusal("alice", "a4") is not None
+    assert refusal(limiter, "alice", "a6") is not None
     clock.advance(1)
-    assert limiter.refusal("alice", "a4") is None
+    assert refusal(limiter, "alice", "a7") is None
 
 
 def test_limiter_locks_out_an_address_across_names():
     clock = task.Clock()
     limiter = LoginLimiter(clock)
     for name in ("n1", "n2", "n3"):
-        limiter.failed(name, "10.0.0.1")
-    assert "from your address" in limiter.refusal("n4", "10.0.0.1")
-    assert limiter.refusal("n4", "10.0.0.2") is None
+        assert refusal(limiter, name, "10.0.0.1") is None
+    assert "from your address" in refusal(limiter, "n4", "10.0.0.1")
+    assert refusal(limiter, "n4", "10.0.0.2") is None
     clock.advance(60)
-    assert limiter.refusal("n4", "10.0.0.1") is None
+    assert refusal(limiter, "n5", "10.0.0.1") is None
+
+
+def test_limiter_counts_attempts_in_flight():
+    clock = task.Clock()
+    limiter = LoginLimiter(clock)
+    tokens = [limiter.begin("alice", f"a{n}") for n in range(3)]
+    with pytest.raises(ChatError, match="too many logins in progress for alice; "
+                                        "try again in a moment"):
+        limiter.begin("alice", "a9")
+    limiter.end(tokens.pop(), failed=False)  # a success gives its place back
+    tokens.append(limiter.begin("alice", "a9"))
+    for token in tokens:
+        limiter.end(token, failed=True)
+    clock.advance(30)
+    assert refusal(limiter, "alice", "b1") == \
+        "too many failed logins for alice; try again in 30 s"
 
 
 def make_accounts(**kw):

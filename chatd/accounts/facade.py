@@ -25,6 +25,16 @@ def check_password(password):
     return password
 
 
+def account_name(name):
+    """
+    ``name`` if an account could have it, else ``ChatError``.
+    """
+    grammar.check_name(name)
+    if grammar.is_guest_name(name):
+        raise ChatError(f"guest names cannot be registered: {name}")
+    return name
+
+
 class Accounts:
     """
     Registration, login and password changes for the protocol: each returns
@@ -48,22 +58,29 @@ class Accounts:
 
     def login(self, name, password, address):
         """
-        The account's registered name, once ``password`` is right.
+        The account's registered name, once ``password`` is right.  The
+        name's form is checked first (no hash for a name no account can
+        have); then the attempt takes its place in the lock-out.
         """
-        key = grammar.name_key(name)
-        refusal = self.limiter.refusal(key, address)
-        if refusal is not None:
-            return defer.fail(ChatError(refusal))
+        try:
+            account_name(name)
+            key = grammar.name_key(name)
+            token = self.limiter.begin(key, address)
+        except ChatError:
+            return defer.fail()
         d = self.portal.login(credentials.UsernamePassword(name, password),
                               None, IChatAccount)
 
         def succeeded(result):
+            self.limiter.end(token, failed=False)
             _, avatar, _ = result
             return avatar.name
 
         def failed(failure):
-            failure.trap(error.UnauthorizedLogin)
-            self.limiter.failed(key, address)
+            if not failure.check(error.UnauthorizedLogin):
+                self.limiter.end(token, failed=False)
+                return failure
+            self.limiter.end(token, failed=True)
             self.log.info("failed login for {name} from {address}",
                           name=name, address=address)
             if not self.store.registered(key):
@@ -80,9 +97,7 @@ class Accounts:
         if not self.allow_register:
             return defer.fail(ChatError("registration is closed on this server"))
         try:
-            grammar.check_name(name)
-            if grammar.is_guest_name(name):
-                raise ChatError(f"guest names cannot be registered: {name}")
+            account_name(name)
             check_password(password)
         except ChatError:
             return defer.fail()

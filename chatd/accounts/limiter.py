@@ -1,59 +1,113 @@
 """
-The brute-force ``LoginLimiter``.  Time comes from a clock passed in.
+Brute-force limits on logins: every attempt reserves its place in the
+allowance when it starts, so guesses in flight at once (on many
+connections) are capped like guesses made one after another.  Time comes
+from a clock passed in.
 """
 
 import collections
 
+from chatd.grammar import ChatError
+
 FAILURES = 3  # failed logins per name or per address...
 WINDOW = 60.0  # ...within this many seconds lock further attempts out
+SWEEP = 100000  # subjects remembered before the stale ones are forgotten
 
 
-class LoginLimiter:
+def seconds(wait):
     """
-    After ``failures`` failed logins for a name, or from an address, within
-    ``window`` seconds, refuse further attempts until the oldest of them is
-    ``window`` seconds old.  Refused attempts do not count.
+    A wait as whole seconds for a refusal (at least 1).
+    """
+    return max(1, int(wait + 0.999))
+
+
+class Allowance:
+    """
+    At most ``limit`` events per subject within ``window`` seconds, counting
+    the ones still in flight: ``hold`` reserves a place, ``release`` gives
+    it back, recording the event if it happened.
     """
 
-    def __init__(self, clock, failures=FAILURES, window=WINDOW):
+    def __init__(self, clock, limit, window):
         self.clock = clock
-        self.failures = failures
+        self.limit = limit
         self.window = window
-        self._recent = {}  # ("name"|"address", key) -> deque of times
+        self._recent = {}  # subject -> deque of times, the last ``limit``
+        self._held = collections.Counter()  # subject -> events in flight
 
     def _times(self, subject):
         times = self._recent.get(subject)
         if times is None:
-            return None
+            return ()
         cutoff = self.clock.seconds() - self.window
         while times and times[0] <= cutoff:
             times.popleft()
         if not times:
             del self._recent[subject]
-            return None
         return times
 
-    def refusal(self, name_key, address):
+    def wait(self, subject, held=True):
         """
-        Why an attempt now must be refused, or ``None``.
+        Seconds until ``subject`` may have another event; 0 if it may now.
+        An event in flight counts as happening now (unless not ``held``).
         """
-        for subject, what in ((("name", name_key), f"for {name_key}"),
-                              (("address", address), "from your address")):
-            times = self._times(subject)
-            if times is not None and len(times) >= self.failures:
-                wait = max(1, int(times[-self.failures] + self.window
-                                  - self.clock.seconds() + 0.999))
-                return (f"too many failed logins {what}; "
-                        f"try again in {wait} s")
-        return None
-
-    def failed(self, name_key, address):
         now = self.clock.seconds()
-        if len(self._recent) > 100000:  # an address sweep: forget the stale
-            for subject in list(self._recent):
-                self._times(subject)
-        for subject in (("name", name_key), ("address", address)):
-            times = self._recent.setdefault(subject, collections.deque())
-            times.append(now)
-            while len(times) > self.failures:
-                times.popleft()
+        entries = list(self._times(subject)) + [now] * (self._held[subject] * held)
+        if len(entries) < self.limit:
+            return 0
+        return entries[-self.limit] + self.window - now
+
+    def hold(self, subject):
+        self._held[subject] += 1
+
+    def release(self, subject, happened):
+        self._held[subject] -= 1
+        if self._held[subject] <= 0:
+            del self._held[subject]
+        if happened:
+            self.add(subject)
+
+    def add(self, subject):
+        if len(self._recent) > SWEEP:  # an address sweep: forget the stale
+            for stale in list(self._recent):
+                self._times(stale)
+        times = self._recent.setdefault(subject, collections.deque())
+        times.append(self.clock.seconds())
+        while len(times) > self.limit:
+            times.popleft()
+
+
+class LoginLimiter:
+    """
+    At most ``failures`` failed logins for a name, and from an address,
+    within ``window`` seconds; attempts in flight count as failures until
+    they succeed.  Refused attempts do not count.
+    """
+
+    def __init__(self, clock, failures=FAILURES, window=WINDOW):
+        self.attempts = Allowance(clock, failures, window)
+
+    def begin(self, name_key, address):
+        """
+        Reserve an attempt: the token for ``end``, or ``ChatError`` saying
+        why it must be refused.
+        """
+        subjects = (("name", name_key), ("address", address))
+        for subject, what in zip(subjects, (f"for {name_key}", "from your address")):
+            wait = self.attempts.wait(subject, held=False)
+            if wait:
+                raise ChatError(f"too many failed logins {what}; "
+                                f"try again in {seconds(wait)} s")
+            if self.attempts.wait(subject):
+                raise ChatError(f"too many logins in progress {what}; "
+                                f"try again in a moment")
+        for subject in subjects:
+            self.attempts.hold(subject)
+        return subjects
+
+    def end(self, token, failed):
+        """
+        The attempt reserved as ``token`` is over: a failure counts.
+        """
+        for subject in token:
+            self.attempts.release(subject, failed)

@@ -1,0 +1,82 @@
+"""
+Password guessing and hashing floods against a real daemon with a real
+hash cost: parallel guesses stay within the lock-out, a stranger cannot
+lock the owner out, and a crowd of registrations neither runs unthrottled
+nor starves a real login.
+"""
+
+from helpers import AdvClient
+
+LOCKED = ("! too many failed logins", "! too many logins in progress")
+WRONG = "! wrong password for alice"
+
+
+ANSWER = ("! ", "*** logged in as ", "*** registered and logged in as ")
+
+
+def answer(client, timeout=None):
+    """
+    The answer to an account command: an error or a login.
+    """
+    return client.expect(lambda line: line.startswith(ANSWER), timeout)
+
+
+def answers(clients):
+    return [answer(c) for c in clients]
+
+
+def register_alice(port, source="127.0.0.1"):
+    owner = AdvClient(port, source=source, timeout=20)
+    owner.say("/register alice secret1")
+    assert owner.expect("*** registered") == "*** registered and logged in as alice"
+    owner.say("/quit")
+    owner.expect("*** bye")
+    owner.close()
+
+
+def guess_at_once(port, sources, password="wrong-guess"):
+    """
+    One wrong ``/login alice`` per source address, all sent at the same
+    moment: the answers.
+    """
+    guessers = [AdvClient(port, source=source, timeout=20) for source in sources]
+    for c in guessers:
+        c.send(f"/login alice {password}\n")
+    got = answers(guessers)
+    for c in guessers:
+        c.close()
+    return got
+
+
+def test_parallel_guesses_from_one_address_are_capped(make_daemon, figure):
+    d = make_daemon("--hash-memory", "32M")
+    register_alice(d.port, source="127.0.0.9")
+    got = guess_at_once(d.port, ["127.0.0.1"] * 16)
+    checked = [a for a in got if a == WRONG]
+    figure("guesses checked of 16 parallel", len(checked))
+    assert len(checked) <= 3, got
+    assert all(a == WRONG or a.startswith(LOCKED) for a in got), got
+
+
+def test_parallel_guesses_from_many_addresses_are_capped_per_name(make_daemon, figure):
+    d = make_daemon("--hash-memory", "32M")
+    register_alice(d.port, source="127.0.0.9")
+    got = guess_at_once(d.port, [f"127.0.1.{n}" for n in range(1, 17)])
+    checked = [a for a in got if a == WRONG]
+    figure("guesses checked of 16 parallel, 16 addresses", len(checked))
+    assert len(checked) <= 3, got
+    assert all(a == WRONG or a.startswith(tuple(f"{s} for alice" for s in LOCKED))
+               for a in got), got
+
+
+def test_invalid_names_are_refused_before_hashing(make_daemon):
+    d = make_daemon("--hash-memory", "32M")
+    c = AdvClient(d.port, timeout=20)
+    for _ in range(20):
+        c.say("/login " + "x" * 40 + " secret1")
+        assert answer(c) == "! name is longer than 32 characters"
+        c.say("/login -dash secret1")
+        assert answer(c).startswith("! name may only use")
+    # None of them counted as a failed login.
+    c.say("/login zed secret1")
+    assert answer(c) == "! no account called zed (/register zed PASSWORD makes one)"
