@@ -94,12 +94,15 @@ class Client:
     A blocking loopback client: one user at a raw socket.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=5.0, greet=True, sock=None):
+    def __init__(self, port, host="127.0.0.1", timeout=5.0, greet=True, sock=None,
+                 source=None):
         """
-        Connect (or take the connected ``sock``) and, with ``greet``, read
-        the greeting and the guest name in it.
+        Connect (from the address ``source``, or take the connected
+        ``sock``) and, with ``greet``, read the greeting and the guest name
+        in it.
         """
-        self.sock = sock or socket.create_connection((host, port), timeout)
+        self.sock = sock or socket.create_connection(
+            (host, port), timeout, source_address=(source, 0) if source else None)
         self.sock.settimeout(timeout)
         self.timeout = timeout
         self.buffer = b""

@@ -68,6 +68,28 @@ def test_sqlite_store_survives_reopening(tmp_path):
     assert (tmp_path / "accounts.sqlite3").exists()
 
 
+def test_store_remembers_the_latest_known_addresses(store):
+    store.create("alice", "h")
+    assert not store.known("alice", "10.0.0.1")
+    for n in range(10):
+        store.remember("alice", f"10.0.0.{n}")
+    store.remember("alice", "10.0.0.2")  # seen again: most recent
+    known = [n for n in range(10) if store.known("alice", f"10.0.0.{n}")]
+    assert known == [2, 3, 4, 5, 6, 7, 8, 9]  # the 8 most recent
+    assert not store.known("bob", "10.0.0.9")
+
+
+def test_sqlite_store_keeps_known_addresses(tmp_path):
+    s = SQLiteAccountStore.in_directory(str(tmp_path))
+    s.create("alice", "h")
+    for n in range(10):
+        s.remember("alice", f"10.0.0.{n}")
+    s.close()
+    again = SQLiteAccountStore.in_directory(str(tmp_path))
+    assert [n for n in range(10) if again.known("alice", f"10.0.0.{n}")] == list(range(2, 10))
+    again.close()
+
+
 def test_hasher_is_argon2id_and_handles_long_passwords(hasher):
     h = hasher.hash("x" * 200 + "a")
     assert h.startswith("$argon2id$")
@@ -155,6 +177,22 @@ def test_limiter_counts_attempts_in_flight():
         "too many failed logins for alice; try again in 30 s"
 
 
+def test_limiter_lets_a_known_address_past_the_name_lock():
+    clock = task.Clock()
+    limiter = LoginLimiter(clock)
+    for n in range(3):
+        assert refusal(limiter, "alice", f"stranger{n}") is None
+    with pytest.raises(ChatError, match="for alice"):
+        limiter.begin("alice", "stranger9")
+    token = limiter.begin("alice", "home", known=True)
+    limiter.end(token, failed=True)
+    # ...but the known address keeps its own per-address limit.
+    for _ in range(2):
+        limiter.end(limiter.begin("alice", "home", known=True), failed=True)
+    with pytest.raises(ChatError, match="from your address"):
+        limiter.begin("alice", "home", known=True)
+
+
 def make_accounts(**kw):
     clock = task.Clock()
     accounts = Accounts(MemoryAccountStore(), Hasher(**CHEAP), sync, clock, **kw)
@@ -210,6 +248,24 @@ def test_lockout_through_the_facade_and_no_password_in_errors():
         result_of(accounts.change_password("alice", "secret1", "whatever1", "x"))
     clock.advance(60)
     assert result_of(accounts.login("alice", "secret1", "ip")) == "alice"
+
+
+def test_the_owner_gets_past_strangers_guessing():
+    accounts, clock = make_accounts()
+    result_of(accounts.register("alice", "secret1", "home"))
+    for n in range(3):
+        with pytest.raises(ChatError, match="wrong password"):
+            result_of(accounts.login("alice", "guess", f"stranger{n}"))
+    with pytest.raises(ChatError, match="too many failed logins for alice"):
+        result_of(accounts.login("alice", "secret1", "cafe"))
+    assert result_of(accounts.login("alice", "secret1", "home")) == "alice"
+    clock.advance(60)
+    assert result_of(accounts.login("alice", "secret1", "cafe")) == "alice"
+    # A login remembers its address: the cafe is now known too.
+    for n in range(3, 6):
+        with pytest.raises(ChatError, match="wrong password"):
+            result_of(accounts.login("alice", "guess", f"stranger{n}"))
+    assert result_of(accounts.login("alice", "secret1", "cafe")) == "alice"
 
 
 def test_client_line_editor_hides_a_password_and_forgets_it():

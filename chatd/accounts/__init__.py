@@ -17,7 +17,9 @@ thread pool in the daemon (so a slow hash never stalls chat), synchronous in
 unit tests.  Time comes from a clock passed in.  Passwords are never logged.
 """
 
-from chatd.accounts.cred import Account, AccountChecker, ChatRealm, IChatAccount
+from chatd.accounts.cred import (
+    Account, AccountChecker, AddressedPassword, ChatRealm, IChatAccount,
+)
 from chatd.accounts.facade import MAX_PASSWORD, MIN_PASSWORD, Accounts, check_password
 from chatd.accounts.hashing import Hasher
 from chatd.accounts.limiter import FAILURES, WINDOW, LoginLimiter
@@ -27,7 +29,7 @@ from chatd.accounts.store import (
 )
 
 __all__ = [
-    "Account", "AccountChecker", "AccountExists", "Accounts", "AccountsService",
+    "Account", "AccountChecker", "AddressedPassword", "AccountExists", "Accounts", "AccountsService",
     "ChatRealm", "FAILURES", "HASH_THREADS", "Hasher", "IAccountStore",
     "IChatAccount", "LoginLimiter", "MAX_PASSWORD", "MIN_PASSWORD",
     "MemoryAccountStore", "SQLiteAccountStore", "STORE_FILE", "WINDOW",

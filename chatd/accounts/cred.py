@@ -22,11 +22,23 @@ class Account:
     name: str
 
 
+class AddressedPassword(credentials.UsernamePassword):
+    """
+    A name and password, with the address key they came from: a success
+    is remembered with the account (see ``LoginLimiter``).
+    """
+
+    def __init__(self, username, password, address):
+        credentials.UsernamePassword.__init__(self, username, password)
+        self.address = address
+
+
 @implementer(ICredentialsChecker)
 class AccountChecker:
     """
     Checks ``IUsernamePassword`` credentials against the store; the avatar
-    id is the account's name as registered.
+    id is the account's name as registered.  For ``AddressedPassword``s,
+    a success remembers the address with the account.
     """
 
     credentialInterfaces = (credentials.IUsernamePassword,)
@@ -37,9 +49,10 @@ class AccountChecker:
         self.run = run
 
     def requestAvatarId(self, creds):
-        return self.run(self._check, creds.username, creds.password)
+        return self.run(self._check, creds.username, creds.password,
+                        getattr(creds, "address", None))
 
-    def _check(self, name, password):
+    def _check(self, name, password, address=None):
         if isinstance(name, bytes):
             name = name.decode("utf-8", "replace")
         if isinstance(password, bytes):
@@ -51,8 +64,11 @@ class AccountChecker:
         registered_name, password_hash = found
         if not self.hasher.verify(password_hash, password):
             raise error.UnauthorizedLogin("wrong password")
+        key = grammar.name_key(name)
         if self.hasher.needs_rehash(password_hash):
-            self.store.set_hash(grammar.name_key(name), self.hasher.hash(password))
+            self.store.set_hash(key, self.hasher.hash(password))
+        if address is not None:
+            self.store.remember(key, address)
         return registered_name
 
 

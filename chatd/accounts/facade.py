@@ -3,12 +3,12 @@
 over a ``Portal``, the store, the hasher and the ``LoginLimiter``.
 """
 
-from twisted.cred import credentials, error, portal
+from twisted.cred import error, portal
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from chatd import grammar
-from chatd.accounts.cred import AccountChecker, ChatRealm, IChatAccount
+from chatd.accounts.cred import AccountChecker, AddressedPassword, ChatRealm, IChatAccount
 from chatd.accounts.limiter import LoginLimiter
 from chatd.accounts.store import AccountExists
 from chatd.grammar import ChatError
@@ -65,10 +65,11 @@ class Accounts:
         try:
             account_name(name)
             key = grammar.name_key(name)
-            token = self.limiter.begin(key, address)
+            token = self.limiter.begin(key, address,
+                                       known=self.store.known(key, address))
         except ChatError:
             return defer.fail()
-        d = self.portal.login(credentials.UsernamePassword(name, password),
+        d = self.portal.login(AddressedPassword(name, password, address),
                               None, IChatAccount)
 
         def succeeded(result):
@@ -90,9 +91,10 @@ class Accounts:
 
         return d.addCallbacks(succeeded, failed)
 
-    def register(self, name, password):
+    def register(self, name, password, address=None):
         """
-        Make an account; its name, once stored.
+        Make an account; its name, once stored.  ``address`` is remembered
+        as the account's first known address.
         """
         if not self.allow_register:
             return defer.fail(ChatError("registration is closed on this server"))
@@ -104,7 +106,7 @@ class Accounts:
         if self.store.registered(grammar.name_key(name)):
             return defer.fail(ChatError(
                 f"{name} is already registered (/login {name} PASSWORD if it is yours)"))
-        d = self.run(self._create, name, password)
+        d = self.run(self._create, name, password, address)
 
         def taken(failure):
             failure.trap(AccountExists)
@@ -112,8 +114,10 @@ class Accounts:
 
         return d.addErrback(taken)
 
-    def _create(self, name, password):
+    def _create(self, name, password, address):
         self.store.create(name, self.hasher.hash(password))
+        if address is not None:
+            self.store.remember(grammar.name_key(name), address)
         return name
 
     def change_password(self, name, old, new, address):

@@ -82,18 +82,25 @@ class LoginLimiter:
     At most ``failures`` failed logins for a name, and from an address,
     within ``window`` seconds; attempts in flight count as failures until
     they succeed.  Refused attempts do not count.
+
+    A name's lock does not refuse an address ``known`` to its account (one
+    that logged in to it before): strangers cannot lock the owner out, and
+    the owner's address is still held by its own per-address limit.
     """
 
     def __init__(self, clock, failures=FAILURES, window=WINDOW):
         self.attempts = Allowance(clock, failures, window)
 
-    def begin(self, name_key, address):
+    def begin(self, name_key, address, known=False):
         """
         Reserve an attempt: the token for ``end``, or ``ChatError`` saying
         why it must be refused.
         """
         subjects = (("name", name_key), ("address", address))
-        for subject, what in zip(subjects, (f"for {name_key}", "from your address")):
+        checks = [(subjects[1], "from your address")]
+        if not known:
+            checks.insert(0, (subjects[0], f"for {name_key}"))
+        for subject, what in checks:
             wait = self.attempts.wait(subject, held=False)
             if wait:
                 raise ChatError(f"too many failed logins {what}; "

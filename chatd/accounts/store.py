@@ -15,6 +15,7 @@ from zope.interface import Interface, implementer
 from chatd import grammar
 
 STORE_FILE = "accounts.sqlite3"
+KNOWN_ADDRESSES = 8  # addresses remembered per account, the most recent
 
 
 class AccountExists(Exception):
@@ -48,14 +49,61 @@ class IAccountStore(Interface):
         Replace an account's password hash.
         """
 
+    def known(key, address):
+        """
+        Whether ``address`` logged in to the account before (on the reactor
+        thread, fast, like ``registered``).
+        """
+
+    def remember(key, address):
+        """
+        ``address`` logged in to the account: keep it (the most recent few).
+        """
+
     def close():
         pass
+
+
+class KnownAddresses:
+    """
+    The address keys each account last logged in from, in memory: the
+    most recent ``limit`` per account.
+    """
+
+    def __init__(self, limit=KNOWN_ADDRESSES):
+        self.limit = limit
+        self._by_key = {}  # name key -> dict of address -> None, oldest first
+
+    def __contains__(self, pair):
+        key, address = pair
+        return address in self._by_key.get(key, ())
+
+    def add(self, key, address):
+        """
+        Remember ``address`` for ``key``; the addresses forgotten.
+        """
+        addresses = self._by_key.setdefault(key, {})
+        addresses.pop(address, None)
+        addresses[address] = None
+        forgotten = []
+        while len(addresses) > self.limit:
+            oldest = next(iter(addresses))
+            del addresses[oldest]
+            forgotten.append(oldest)
+        return forgotten
 
 
 @implementer(IAccountStore)
 class MemoryAccountStore:
     def __init__(self):
         self._accounts = {}
+        self._known = KnownAddresses()
+
+    def known(self, key, address):
+        return (key, address) in self._known
+
+    def remember(self, key, address):
+        self._known.add(key, address)
 
     def registered(self, key):
         return key in self._accounts
@@ -89,9 +137,13 @@ class SQLiteAccountStore:
         self._lock = threading.Lock()
         self._db = None
         self._keys = set()
+        self._known = KnownAddresses()
         if os.path.exists(path):
             self._open()
             self._keys = {row[0] for row in self._db.execute("SELECT key FROM accounts")}
+            for key, address in self._db.execute(
+                    "SELECT key, address FROM known_addresses ORDER BY seen"):
+                self._known.add(key, address)
 
     def _open(self):
         if self._db is None:
@@ -101,6 +153,10 @@ class SQLiteAccountStore:
                 "CREATE TABLE IF NOT EXISTS accounts ("
                 " key TEXT PRIMARY KEY, name TEXT NOT NULL,"
                 " hash TEXT NOT NULL, created REAL NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS known_addresses ("
+                " key TEXT NOT NULL, address TEXT NOT NULL, seen REAL NOT NULL,"
+                " PRIMARY KEY (key, address))")
         return self._db
 
     @classmethod
@@ -134,6 +190,18 @@ class SQLiteAccountStore:
         with self._lock:
             self._open().execute("UPDATE accounts SET hash = ? WHERE key = ?",
                              (password_hash, key))
+
+    def known(self, key, address):
+        return (key, address) in self._known
+
+    def remember(self, key, address):
+        with self._lock:
+            db = self._open()
+            db.execute("INSERT OR REPLACE INTO known_addresses (key, address, seen)"
+                       " VALUES (?, ?, ?)", (key, address, time.time()))
+            for forgotten in self._known.add(key, address):
+                db.execute("DELETE FROM known_addresses WHERE key = ? AND address = ?",
+                           (key, forgotten))
 
     def close(self):
         with self._lock:

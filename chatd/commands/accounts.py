@@ -23,7 +23,7 @@ def _register_help(conn):
 @command("register", _register_help, section="accounts", before_login=True)
 def register(conn, arg):
     name, password = _arguments(conn, arg, "/register NAME PASSWORD")
-    _await(conn, conn.accounts.register(name, password),
+    _await(conn, conn.accounts.register(name, password, conn.address_key),
            _logged_in, "registered and logged in")
 
 

@@ -69,6 +69,32 @@ def test_parallel_guesses_from_many_addresses_are_capped_per_name(make_daemon, f
                for a in got), got
 
 
+def test_a_stranger_cannot_lock_the_owner_out(make_daemon, figure):
+    """
+    Strangers from several addresses keep guessing: guessing stays capped
+    (3 checks in the window for addresses new to the account, even the
+    right password is refused from them), yet the owner, from an address
+    that logged in to the account before, gets in.
+    """
+    d = make_daemon("--hash-memory", "8K")
+    register_alice(d.port, source="127.0.0.1")
+    strangers = [f"127.0.2.{n}" for n in range(1, 7)]
+    got = []
+    for _ in range(3):
+        got += guess_at_once(d.port, strangers)
+    checked = [a for a in got if a == WRONG]
+    figure("stranger guesses checked of 18", len(checked))
+    assert len(checked) <= 3, got
+    assert len(checked) + sum(a.startswith(LOCKED) for a in got) == len(got), got
+    # A new address with the right password is still held back...
+    assert guess_at_once(d.port, ["127.0.2.99"], "secret1")[0].startswith(
+        "! too many failed logins for alice")
+    # ...but the owner, at home, gets in.
+    owner = AdvClient(d.port, source="127.0.0.1")
+    owner.say("/login alice secret1")
+    assert answer(owner) == "*** logged in as alice"
+
+
 def test_invalid_names_are_refused_before_hashing(make_daemon):
     d = make_daemon("--hash-memory", "32M")
     c = AdvClient(d.port, timeout=20)
