@@ -254,7 +254,8 @@ def makeAccounts(options, reactor, parent):
     workers.setServiceParent(parent)
     return Accounts(store, Hasher(memory_kib=options["hash-memory"] // 1024),
                     workers.run, reactor, allow_register=not options["no-register"],
-                    require_login=options["require-login"])
+                    require_login=options["require-login"],
+                    run_register=workers.run_register)
 
 
 def listen_descriptions(options):

@@ -1,7 +1,7 @@
 """
 Units of chatd.accounts: stores, hasher, the cred checker and realm behind a
-portal, the brute-force limiter (task.Clock), and the Accounts facade with a
-synchronous runner.
+portal, the brute-force and registration limiters (task.Clock), the hashing
+queue, and the Accounts facade with a synchronous runner.
 """
 
 import pytest
@@ -10,7 +10,8 @@ from twisted.internet import defer, task
 
 from chatd.accounts import (
     Account, AccountChecker, AccountExists, Accounts, ChatRealm, Hasher,
-    IChatAccount, LoginLimiter, MemoryAccountStore, SQLiteAccountStore,
+    HashQueue, IChatAccount, LoginLimiter, MemoryAccountStore, RegisterLimiter,
+    SQLiteAccountStore,
 )
 from chatd.grammar import ChatError
 
@@ -191,6 +192,48 @@ def test_limiter_lets_a_known_address_past_the_name_lock():
         limiter.end(limiter.begin("alice", "home", known=True), failed=True)
     with pytest.raises(ChatError, match="from your address"):
         limiter.begin("alice", "home", known=True)
+
+
+def test_registrations_are_limited_per_address():
+    clock = task.Clock()
+    limiter = RegisterLimiter(clock)
+    busy = limiter.begin("ip")
+    limiter.end(busy, hashed=False)  # refused as busy: does not count
+    for _ in range(5):
+        limiter.end(limiter.begin("ip"), hashed=True)
+        clock.advance(1)
+    with pytest.raises(ChatError, match="too many registrations from your address; "
+                                        "try again in 55 s"):
+        limiter.begin("ip")
+    limiter.end(limiter.begin("other-ip"), hashed=True)
+    clock.advance(55)
+    limiter.end(limiter.begin("ip"), hashed=True)
+
+
+def test_hash_queue_serves_logins_first_and_bounds_each_lane():
+    started = []
+
+    def start(f, *args):
+        started.append((f, defer.Deferred()))
+        return started[-1][1]
+
+    queue = HashQueue(start, threads=2, bounds=(2, 1))
+    results = []
+    for lane, job in ((1, "r1"), (1, "r2"), (1, "r3"), (0, "l1"), (0, "l2")):
+        queue.submit(lane, job).addBoth(results.append)
+    assert [f for f, _ in started] == ["r1", "r2"]  # two threads busy
+    # r3 waits in the register lane (bound 1); l1 and l2 fill the login lane.
+    for lane, job in ((1, "r4"), (0, "l3")):
+        queue.submit(lane, job).addBoth(results.append)
+    assert [r.value.message for r in results] == ["server busy, try again in a moment"] * 2
+    del results[:]
+    started[0][1].callback("r1 done")
+    assert [f for f, _ in started] == ["r1", "r2", "l1"]  # a login goes first
+    started[1][1].callback("r2 done")
+    started[2][1].callback("l1 done")
+    assert [f for f, _ in started] == ["r1", "r2", "l1", "l2", "r3"]
+    assert results == ["r1 done", "r2 done", "l1 done"]
+    assert queue.running == 2
 
 
 def make_accounts(**kw):

@@ -6,10 +6,11 @@ over a ``Portal``, the store, the hasher and the ``LoginLimiter``.
 from twisted.cred import error, portal
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatd import grammar
 from chatd.accounts.cred import AccountChecker, AddressedPassword, ChatRealm, IChatAccount
-from chatd.accounts.limiter import LoginLimiter
+from chatd.accounts.limiter import LoginLimiter, RegisterLimiter
 from chatd.accounts.store import AccountExists
 from chatd.grammar import ChatError
 
@@ -44,13 +45,19 @@ class Accounts:
     log = Logger()
 
     def __init__(self, store, hasher, run, clock, allow_register=True,
-                 require_login=False, limiter=None):
+                 require_login=False, limiter=None, run_register=None):
+        """
+        ``run`` runs logins and password changes, ``run_register`` (default:
+        ``run``) registrations, each ``(f, *args) -> Deferred``.
+        """
         self.store = store
         self.hasher = hasher
         self.run = run
+        self.run_register = run_register or run
         self.allow_register = allow_register
         self.require_login = require_login
         self.limiter = limiter or LoginLimiter(clock)
+        self.registrations = RegisterLimiter(clock)
         self.portal = portal.Portal(ChatRealm(), [AccountChecker(store, hasher, run)])
 
     def registered(self, name):
@@ -106,13 +113,22 @@ class Accounts:
         if self.store.registered(grammar.name_key(name)):
             return defer.fail(ChatError(
                 f"{name} is already registered (/login {name} PASSWORD if it is yours)"))
-        d = self.run(self._create, name, password, address)
+        try:
+            token = self.registrations.begin(address)
+        except ChatError:
+            return defer.fail()
+        d = self.run_register(self._create, name, password, address)
 
-        def taken(failure):
-            failure.trap(AccountExists)
+        def settled(result):
+            busy = isinstance(result, Failure) and result.check(ChatError)
+            self.registrations.end(token, hashed=not busy)
+            return result
+
+        def taken(reason):
+            reason.trap(AccountExists)
             raise ChatError(f"{name} is already registered")
 
-        return d.addErrback(taken)
+        return d.addBoth(settled).addErrback(taken)
 
     def _create(self, name, password, address):
         self.store.create(name, self.hasher.hash(password))

@@ -1,5 +1,6 @@
 """
-Brute-force limits on logins: every attempt reserves its place in the
+Brute-force limits on logins, and a rate limit on registrations per
+address (each costs a hash).  Every login attempt reserves its place in the
 allowance when it starts, so guesses in flight at once (on many
 connections) are capped like guesses made one after another.  Time comes
 from a clock passed in.
@@ -11,6 +12,8 @@ from chatd.grammar import ChatError
 
 FAILURES = 3  # failed logins per name or per address...
 WINDOW = 60.0  # ...within this many seconds lock further attempts out
+REGISTRATIONS = 5  # registrations hashed per address...
+REGISTER_WINDOW = 60.0  # ...within this many seconds
 SWEEP = 100000  # subjects remembered before the stale ones are forgotten
 
 
@@ -118,3 +121,30 @@ class LoginLimiter:
         """
         for subject in token:
             self.attempts.release(subject, failed)
+
+
+class RegisterLimiter:
+    """
+    At most ``limit`` registrations hashed per address within ``window``
+    seconds, counting the ones in flight.
+    """
+
+    def __init__(self, clock, limit=REGISTRATIONS, window=REGISTER_WINDOW):
+        self.registrations = Allowance(clock, limit, window)
+
+    def begin(self, address):
+        """
+        Reserve a registration: the token for ``end``, or ``ChatError``.
+        """
+        wait = self.registrations.wait(address)
+        if wait:
+            raise ChatError(f"too many registrations from your address; "
+                            f"try again in {seconds(wait)} s")
+        self.registrations.hold(address)
+        return address
+
+    def end(self, token, hashed):
+        """
+        The registration is over: it counts if its password was hashed.
+        """
+        self.registrations.release(token, hashed)

@@ -5,6 +5,8 @@ lock the owner out, and a crowd of registrations neither runs unthrottled
 nor starves a real login.
 """
 
+import time
+
 from helpers import AdvClient
 
 LOCKED = ("! too many failed logins", "! too many logins in progress")
@@ -106,3 +108,47 @@ def test_invalid_names_are_refused_before_hashing(make_daemon):
     # None of them counted as a failed login.
     c.say("/login zed secret1")
     assert answer(c) == "! no account called zed (/register zed PASSWORD makes one)"
+
+
+def test_registrations_are_limited_per_address(make_daemon):
+    d = make_daemon("--hash-memory", "8K")
+    c = AdvClient(d.port)
+    for n in range(5):
+        c.say(f"/register user{n} secret1")
+        assert answer(c) == f"*** registered and logged in as user{n}"
+    c.say("/register user5 secret1")
+    refusal = answer(c)
+    assert refusal.startswith("! too many registrations from your address; try again in "), \
+        refusal
+    other = AdvClient(d.port, source="127.0.0.2")
+    other.say("/register user5 secret1")
+    assert answer(other) == "*** registered and logged in as user5"
+
+
+def test_a_registration_flood_does_not_starve_a_login(make_daemon, figure):
+    """
+    200 /register lines from 200 connections on 40 addresses, at the
+    default hash cost: the real user's login is answered within 2 s, and
+    registrations past the bounded queue are told the server is busy.
+    """
+    d = make_daemon("--max-conns-per-ip", "0")
+    register_alice(d.port, source="127.0.0.9")
+    crowd = [AdvClient(d.port, source=f"127.0.3.{n % 40 + 1}", timeout=60)
+             for n in range(200)]
+    user = AdvClient(d.port, source="127.0.0.9")
+    for n, c in enumerate(crowd):
+        c.send(f"/register flood{n} secret1\n")
+    started = time.monotonic()
+    user.say("/login alice secret1")
+    got = answer(user, timeout=60)
+    took = time.monotonic() - started
+    figure("login answered during a registration flood", took, "s")
+    assert got == "*** logged in as alice"
+    assert took < 2.0
+    got = answers(crowd)
+    busy = [a for a in got if a == "! server busy, try again in a moment"]
+    figure("registrations answered busy", len(busy))
+    assert busy, "the hashing queue was not bounded"
+    assert all(a == "! server busy, try again in a moment" or
+               a.startswith("*** registered and logged in as flood") for a in got), \
+        set(got)
