@@ -23,6 +23,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+def server_queues(server_port, client):
+    """
+    ``(unsent, unread)``: bytes the kernel holds on the server's side of
+    ``client``'s connection (IPv4 loopback; from /proc/net/tcp) not yet
+    sent to the client, and received but not yet read by the server; or
+    ``None`` if the connection is not found.
+    """
+    host, port = client.sock.getsockname()
+    want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for row in f:
+            fields = row.split()
+            if fields[2] == want and int(fields[1].split(":")[1], 16) == server_port:
+                unsent, unread = fields[4].split(":")
+                return int(unsent, 16), int(unread, 16)
+    return None
+
+
+def wait_until_read(server_port, client, timeout=5.0):
+    """
+    Wait until the server has read everything ``client`` sent so far.
+    """
+    deadline = time.monotonic() + timeout
+    while server_queues(server_port, client)[1]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server did not read within {timeout} s")
+        time.sleep(0.005)
+
+
 class Daemon:
     """
     A chatd process started the way a user starts it.
@@ -143,7 +173,8 @@ class Client:
     def expect(self, predicate, timeout=None):
         """
         Read lines until one satisfies ``predicate`` (a str prefix or a
-        callable); return it and the lines skipped before it.
+        callable) and return it; the lines before it are dropped (see
+        ``lines_until`` to check them).
         """
         deadline = time.monotonic() + (timeout or self.timeout)
         skipped = []
@@ -155,6 +186,19 @@ class Client:
             skipped.append(line)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no match; skipped {skipped}")
+
+    def lines_until(self, predicate, timeout=None):
+        """
+        Every line up to and including the first matching ``predicate``
+        (a str prefix or a callable).
+        """
+        deadline = time.monotonic() + (timeout or self.timeout)
+        seen = []
+        while True:
+            line = self.line(max(0.01, deadline - time.monotonic()))
+            seen.append(line)
+            if line.startswith(predicate) if isinstance(predicate, str) else predicate(line):
+                return seen
 
     def read_exact(self, n, timeout=None):
         deadline = time.monotonic() + (timeout or self.timeout)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from daemon import TWISTD
+from daemon import TWISTD, wait_until_read
 
 CONNECTED = ["Client X has connected", "Client Y has connected"]
 BUSY = "! busy: two clients are already paired; try again later"
@@ -102,7 +102,9 @@ def test_assignment_clients_send_without_newline(daemon):
     """
     x, y = pair_up(daemon)
     x.send("Alice")
-    time.sleep(0.25)  # Y's message comes later (complete at once) but within 0.5 s
+    # Y's message comes later (complete at once) but within 0.5 s: once
+    # the server has read X's bytes.
+    wait_until_read(daemon.port, x)
     y.say("Bob")
     assert x.line(3) == y.line(3) == "X: Alice received before Y: Bob"
     y.send("Hello from Y")

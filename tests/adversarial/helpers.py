@@ -11,7 +11,7 @@ import selectors
 import socket
 import time
 
-from daemon import Client
+from daemon import Client, server_queues
 
 CONTROL_OK = b"\r\n"
 _C1_OR_BIDI = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -60,19 +60,6 @@ class AdvClient(Client):
         sock.settimeout(timeout)
         sock.connect((host, port))
         Client.__init__(self, port, host, timeout, greet, sock=sock)
-
-    def lines_until(self, predicate, timeout=None):
-        """
-        Every line up to and including the first matching ``predicate``
-        (a str prefix or a callable).
-        """
-        deadline = time.monotonic() + (timeout or self.timeout)
-        seen = []
-        while True:
-            line = self.line(max(0.01, deadline - time.monotonic()))
-            seen.append(line)
-            if line.startswith(predicate) if isinstance(predicate, str) else predicate(line):
-                return seen
 
     def raw_until(self, marker, timeout=None):
         """
@@ -180,17 +167,26 @@ def cpu_share(pid, seconds=1.0):
 def kernel_send_queue(server_port, client):
     """
     Bytes the kernel holds unsent on the server's side of ``client``'s
-    connection (IPv4 loopback; from /proc/net/tcp), or ``None``.
+    connection, or ``None``.
     """
-    host, port = client.sock.getsockname()
-    want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(host), "little"), port)
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for row in f:
-            fields = row.split()
-            if fields[2] == want and int(fields[1].split(":")[1], 16) == server_port:
-                return int(fields[4].split(":")[0], 16)
-    return None
+    queues = server_queues(server_port, client)
+    return queues and queues[0]
+
+
+def stalled_send_queue(server_port, client, timeout=10.0, interval=0.05):
+    """
+    Wait until the kernel's queue from the server to ``client`` (which does
+    not read) is filled and stops growing; its size in bytes.
+    """
+    deadline = time.monotonic() + timeout
+    size, still = 0, 0
+    while still < 3:
+        assert time.monotonic() < deadline, "the kernel queue kept growing"
+        time.sleep(interval)
+        queued = kernel_send_queue(server_port, client) or 0
+        still = still + 1 if 0 < queued <= size else 0
+        size = max(size, queued)
+    return size
 
 
 def accept_queue(port):

@@ -8,7 +8,8 @@ import random
 import re
 import time
 
-from helpers import FAST, MiB, AdvClient, Swarm, cpu_seconds, kernel_send_queue, rtt
+from helpers import (FAST, MiB, AdvClient, Swarm, cpu_seconds, kernel_send_queue, rtt,
+                     stalled_send_queue)
 
 
 class Ledger:
@@ -223,11 +224,13 @@ def test_stalled_download_is_paced_not_dropped(make_daemon, figure):
     talker.sync()
     rss_before = d.rss()
     reader.say("/download big.bin")
-    time.sleep(0.5)  # the reader does not read: the file must wait on disk
+    # The reader does not read: once the kernel's queue to it is full, the
+    # rest of the file must wait on disk.
+    stalled_send_queue(d.port, reader)
     for i in range(50):
         talker.say(f"while downloading {i}")
     latency = rtt(talker, uploader)
-    time.sleep(0.5)
+    talker.sync()  # a round trip: the daemon has done all it was asked
     growth = d.rss() - rss_before
     figure("RSS growth with a 12 MiB download stalled", growth / MiB, "MiB")
     figure("bystander latency", latency, "s")
