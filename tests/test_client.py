@@ -555,7 +555,7 @@ def test_piped_upload_and_download_round_trip_a_binary_file(daemon, tmp_path):
     # And another user gets the same bytes.
     bob = daemon.client()
     bob.say("/download blob.bin")
-    assert bob.line() == grammar.file_header(len(data), sha(data), "blob.bin")
+    assert bob.line() == f"FILE {len(data)} {sha(data)} blob.bin"
     assert bob.read_exact(len(data)) == data
 
 

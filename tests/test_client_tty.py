@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from chatd import grammar
-
 CLIENT = str(Path(sys.executable).with_name("chatd-client"))
 
 
@@ -126,7 +124,7 @@ def test_chat_upload_download_and_quit_in_a_terminal(daemon, term, tmp_path):
     term.wait_for(lambda s: f"*** stored up.bin: {len(up)} bytes, sha256 {sha(up)}" in s)
     bob.expect(lambda l: "tess shared up.bin" in l)
     bob.say("/download up.bin")
-    assert bob.line() == grammar.file_header(len(up), sha(up), "up.bin")
+    assert bob.line() == f"FILE {len(up)} {sha(up)} up.bin"
     assert bob.read_exact(len(up)) == up
 
     # Download one bob shared; an existing file of that name is kept.

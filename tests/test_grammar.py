@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from chatd import grammar
 from chatd.grammar import ChatError, Command, ServerLine
 
+import spec
+
 FFFD = "\ufffd"
 SHA = hashlib.sha256(b"hello").hexdigest()
 
@@ -91,12 +93,9 @@ def test_clean_text(text, expected):
     assert grammar.clean_text(text) == expected
 
 
-def test_clean_text_leaves_no_control_character():
-    every = "".join(chr(c) for c in range(0x00, 0x250)) + "\u2028\u2029\u202e\u2066"
-    cleaned = grammar.clean_text(every)
-    assert len(cleaned) == len(every)
-    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in cleaned)
-    assert not set("\u2028\u2029\u202e\u2066") & set(cleaned)
+def test_clean_text_replaces_exactly_what_the_protocol_lists():
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    assert grammar.clean_text(every) == spec.cleaned(every)
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -289,34 +288,59 @@ def test_format_size(size, text):
 # --- server lines ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, expected", [
-    (grammar.chat("alice", "hi there"), ServerLine("chat", "hi there", "alice")),
-    (grammar.chat("alice", ""), ServerLine("chat", "", "alice")),
-    (grammar.action("bob", "waves hello"), ServerLine("action", "waves hello", "bob")),
-    (grammar.private_from("alice", "psst"), ServerLine("private", "psst", "alice")),
-    (grammar.private_to("bob", "psst"), ServerLine("private-sent", "psst", "bob")),
-    (grammar.private_to("a]", "x] y"), ServerLine("private-sent", "x] y", "a]")),
-    (grammar.notice("Welcome"), ServerLine("notice", "Welcome")),
-    (grammar.joined("bob"), ServerLine("notice", "bob joined")),
-    (grammar.left("bob"), ServerLine("notice", "bob left")),
-    (grammar.left("bob", "connection lost"), ServerLine("notice", "bob left (connection lost)")),
-    (grammar.renamed("guest1", "bob"), ServerLine("notice", "guest1 is now known as bob")),
-    (grammar.reply("online (1): bob"), ServerLine("reply", "online (1): bob")),
-    (grammar.reply(""), ServerLine("reply", "")),
-    (grammar.error("no such user: zed"), ServerLine("error", "no such user: zed")),
-    (grammar.file_header(5, SHA, "my file.txt"),
+# Each server line as PROTOCOL.md writes it ("Server to client"): the
+# formatter must produce exactly this text, and the parser read it back.
+SERVER_LINES = [
+    (grammar.chat("alice", "hi there"), "<alice> hi there",
+     ServerLine("chat", "hi there", "alice")),
+    (grammar.chat("alice", ""), "<alice> ", ServerLine("chat", "", "alice")),
+    (grammar.action("bob", "waves hello"), "* bob waves hello",
+     ServerLine("action", "waves hello", "bob")),
+    (grammar.private_from("alice", "psst"), "[private] <alice> psst",
+     ServerLine("private", "psst", "alice")),
+    (grammar.private_to("bob", "psst"), "[private to bob] psst",
+     ServerLine("private-sent", "psst", "bob")),
+    (grammar.private_to("a]", "x] y"), "[private to a]] x] y",
+     ServerLine("private-sent", "x] y", "a]")),
+    (grammar.notice("Welcome"), "*** Welcome", ServerLine("notice", "Welcome")),
+    (grammar.joined("bob"), "*** bob joined", ServerLine("notice", "bob joined")),
+    (grammar.left("bob"), "*** bob left", ServerLine("notice", "bob left")),
+    (grammar.left("bob", "connection lost"), "*** bob left (connection lost)",
+     ServerLine("notice", "bob left (connection lost)")),
+    (grammar.renamed("guest1", "bob"), "*** guest1 is now known as bob",
+     ServerLine("notice", "guest1 is now known as bob")),
+    (grammar.reply("online (1): bob"), "- online (1): bob",
+     ServerLine("reply", "online (1): bob")),
+    (grammar.reply(""), "- ", ServerLine("reply", "")),
+    (grammar.error("no such user: zed"), "! no such user: zed",
+     ServerLine("error", "no such user: zed")),
+    (grammar.file_header(5, SHA, "my file.txt"), f"FILE 5 {SHA} my file.txt",
      ServerLine("file", "my file.txt", size=5, sha256=SHA)),
-    (grammar.file_header(0, SHA, "\u65e5\u672c"), ServerLine("file", "\u65e5\u672c", size=0, sha256=SHA)),
-])
-def test_parse_server_line_round_trips(line, expected):
-    assert grammar.parse_server_line(wire(line)) == expected
-    assert grammar.parse_server_line(wire(line) + b"\r") == expected
+    (grammar.file_header(0, SHA, "\u65e5\u672c"), f"FILE 0 {SHA} \u65e5\u672c",
+     ServerLine("file", "\u65e5\u672c", size=0, sha256=SHA)),
+]
+
+
+@pytest.mark.parametrize("line, text, expected", SERVER_LINES)
+def test_server_lines_are_written_as_documented_and_parse_back(line, text, expected):
+    assert line == text
+    assert grammar.encode_line(line) == text.encode("utf-8") + b"\r\n"
+    assert grammar.parse_server_line(text.encode("utf-8")) == expected
+    assert grammar.parse_server_line(text.encode("utf-8") + b"\r") == expected
 
 
 @pytest.mark.parametrize("raw", [b"", b"hello", b"<noclose", b"FILE x y z", b"[private]x"])
 def test_parse_server_line_unknown(raw):
     assert grammar.parse_server_line(raw).kind == "unknown"
 
+
+# The lines that carry user text, as PROTOCOL.md writes them.
+DOCUMENTED_TEXT_LINES = [
+    (grammar.chat, "chat", "<{name}> {text}"),
+    (grammar.action, "action", "* {name} {text}"),
+    (grammar.private_from, "private", "[private] <{name}> {text}"),
+    (grammar.private_to, "private-sent", "[private to {name}] {text}"),
+]
 
 FORGERIES = [
     "*** mallory joined",
@@ -345,13 +369,11 @@ def test_user_text_never_forges_another_line(text):
     same for actions and private messages).
     """
     said = grammar.parse_client_line(text.encode("utf-8")).arg
-    assert said == grammar.clean_text(text)
-    assert grammar.parse_server_line(wire(grammar.chat("X", said))) == ServerLine("chat", said, "X")
-    assert grammar.parse_server_line(wire(grammar.action("X", said))) == ServerLine("action", said, "X")
-    assert grammar.parse_server_line(wire(grammar.private_from("X", said))) == \
-        ServerLine("private", said, "X")
-    assert grammar.parse_server_line(wire(grammar.private_to("X", said))) == \
-        ServerLine("private-sent", said, "X")
+    assert said == spec.cleaned(text)
+    for fmt, kind, written in DOCUMENTED_TEXT_LINES:
+        line = fmt("X", said)
+        assert line == written.format(name="X", text=said)
+        assert grammar.parse_server_line(wire(line)) == ServerLine(kind, said, "X")
 
 
 valid_names = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_\-.\[\]{}|^]{0,31}", fullmatch=True).filter(
@@ -365,9 +387,9 @@ def test_any_user_text_stays_chat_from_its_user(name, raw):
     command = grammar.parse_client_line(raw.replace(b"\n", b" "))
     if command is None or command.name:
         return
-    for fmt, kind in ((grammar.chat, "chat"), (grammar.action, "action"),
-                      (grammar.private_from, "private"), (grammar.private_to, "private-sent")):
+    for fmt, kind, written in DOCUMENTED_TEXT_LINES:
         body = wire(fmt(name, command.arg))
+        assert body == written.format(name=name, text=command.arg).encode("utf-8")
         assert not any(b < 0x20 or b == 0x7F for b in body)
         assert grammar.parse_server_line(body) == ServerLine(kind, command.arg, name)
 

@@ -6,15 +6,14 @@ daemon's CPU time.
 
 import json
 import os
-import re
 import selectors
 import socket
 import time
 
+import spec
 from daemon import Client, server_queues
 
 CONTROL_OK = b"\r\n"
-_C1_OR_BIDI = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 FAST = 0.5  # seconds: a bystander's line must cross the server faster than this
 
 
@@ -136,7 +135,7 @@ def unsafe_in(data):
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
             return f"invalid UTF-8 ({e}) in {line[:120]!r}"
-        match = _C1_OR_BIDI.search(text)
+        match = spec.UNSAFE.search(text)
         if match:
             return f"code point U+{ord(match.group()):04X} in {text[:120]!r}"
     return None

@@ -24,10 +24,10 @@ from chatd.limits import Limits
 from chatd.protocol import ChatFactory
 from chatd.store import FileStore
 
+import spec
 from helpers import unsafe_in
 
-UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                         "\u202a-\u202e\u2066-\u2069]")
+UNSAFE_TEXT = spec.UNSAFE  # from docs/PROTOCOL.md, not from the grammar
 KINDS = {"chat", "action", "private", "private-sent", "notice", "reply", "error",
          "file", "unknown"}
 FAST_SETTINGS = settings(max_examples=300, deadline=None,
@@ -113,6 +113,7 @@ def test_formatted_lines_parse_back(name, text):
     except ChatError:
         return
     raw = grammar.encode_line(grammar.chat(name, text))
+    assert raw == f"<{name}> {text}\r\n".encode("utf-8")  # wire_text is already clean
     assert unsafe_in(raw) is None
     assert grammar.parse_server_line(raw[:-2]) == grammar.ServerLine("chat", text, name)
 
