@@ -116,11 +116,13 @@ class Options(usage.Options):
         ["max-conns", None, 10000, "Connections in all; 0 turns the limit off.",
          _count("max-conns")],
         ["upload-timeout", None, 60.0,
-         "Seconds an upload may sit idle before it is cancelled.",
+         "Seconds an upload may sit idle before it is cancelled and the "
+         "connection closed.",
          _seconds("upload-timeout")],
         ["presence-limit", None, 200,
-         "Announce joins and departures only while at most this many are "
-         "online (so a crowd arriving is not announced to everyone); 0: always.",
+         "Announce joins, departures and renames to everyone only while at "
+         "most this many are online (so a crowd arriving is not announced to "
+         "everyone); 0: always.",
          _count("presence-limit")],
         ["hash-memory", None, "64M",
          "Memory each password hash uses (argon2id; bytes, or with a K/M "
