@@ -158,3 +158,33 @@ def test_quit_over_tls_closes(make_daemon, certificate):
     started = time.monotonic()
     assert secure.closed()
     assert time.monotonic() - started < 2
+
+
+def test_an_over_limit_connection_is_closed_at_accept_time_without_a_line():
+    """
+    The chat protocol is built, and counted, when a TLS connection is
+    accepted; one over the limit is closed at once, with nothing written
+    (nothing can be read before the handshake).
+    """
+    from twisted.internet import task
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransport
+
+    from chatd.admission import Refusal
+    from chatd.hub import Hub
+    from chatd.limits import Limits
+    from chatd.protocol import ChatFactory
+    from chatd.tls import HandshakeFirst, HandshakeFirstFactory
+
+    clock = task.Clock()
+    chat = ChatFactory(Hub(), None, clock, limits=Limits(max_conns_per_ip=1))
+    listener = HandshakeFirstFactory(chat, clock)
+    addr = IPv4Address("TCP", "10.0.0.1", 40000)
+    assert isinstance(listener.buildProtocol(addr), HandshakeFirst)
+    assert chat.connections.by_key == {"10.0.0.1": 1}
+    refused = listener.buildProtocol(addr)
+    assert isinstance(refused, Refusal)
+    transport = StringTransport()
+    refused.makeConnection(transport)
+    assert transport.disconnecting and transport.value() == b""
+    assert chat.connections.by_key == {"10.0.0.1": 1}
