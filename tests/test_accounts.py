@@ -330,3 +330,17 @@ def test_client_line_editor_hides_a_password_and_forgets_it():
     assert lines == ["/login alice", "hunter22"]
     assert not any("hunter" in text for text in Screen.shown)
     assert editor.history == ["/login alice"]
+
+
+def test_a_busy_answer_counts_as_neither_failure_nor_registration():
+    def busy(f, *args):
+        return defer.fail(ChatError("server busy, try again in a moment"))
+
+    accounts = Accounts(MemoryAccountStore(), Hasher(**CHEAP), busy, task.Clock())
+    for n in range(10):
+        with pytest.raises(ChatError, match="server busy"):
+            result_of(accounts.login("alice", "secret1", "ip"))
+        with pytest.raises(ChatError, match="server busy"):
+            result_of(accounts.register(f"bob{n}", "secret1", "ip"))
+    assert accounts.limiter.begin("alice", "ip")  # nothing held or counted
+    assert accounts.registrations.begin("ip") == "ip"
