@@ -5,7 +5,9 @@ The server side of a pair-mode connection (``--mode pair``).
 keeps the framing (``TransferReceiver``), the no-newline fragment rule, the
 half-close handling and the limits (line length, send queue, pacing), and
 hands each line to the ``Pairing`` policy (chatd/pair.py) instead of the
-chat commands.
+chat commands.  At the end of a session it writes the lone ``Bye`` only
+once the earlier lines have left and a short pause has passed
+(``farewell``), so a blocking client's ``recv()`` sees exactly ``Bye``.
 """
 
 from twisted.internet import protocol
@@ -14,6 +16,12 @@ from zope.interface import implementer
 from chatd import grammar
 from chatd.pair import IPairClient
 from chatd.protocol import ChatFactory, ChatProtocol, _peer_address
+
+# After the last lines have left, wait this long before the lone "Bye", so
+# the client's read of them has returned before it comes.
+FAREWELL_PAUSE = 0.25
+# A client that does not read its last lines within this is cut off.
+FAREWELL_TIMEOUT = 30.0
 
 
 @implementer(IPairClient)
@@ -28,6 +36,7 @@ class PairProtocol(ChatProtocol):
     _line_mark = None  # arrival mark of the line being buffered
     _read_mark = None  # arrival mark of the latest read
     _arrived = None  # arrival mark of the line being handled
+    _farewell = None  # (bytes, timer) once the session is over
 
     @property
     def pairing(self):
@@ -41,7 +50,42 @@ class PairProtocol(ChatProtocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         ChatProtocol.connectionLost(self, reason)  # never joined the hub
+        if self._farewell is not None and self._farewell[1].active():
+            self._farewell[1].cancel()
         self.pairing.leave(self)
+
+    def farewell(self, data):
+        """
+        Write ``data`` alone once everything before it has been sent (the
+        transport drained) and ``FAREWELL_PAUSE`` has passed, then close.
+        """
+        if self._farewell is not None or not self._connected:
+            return
+        clock = self.factory.clock
+        self._farewell = (data, clock.callLater(FAREWELL_TIMEOUT, self._farewell_timeout))
+        self.when_drained(lambda: self._rearm(FAREWELL_PAUSE, self._say_farewell))
+
+    def _rearm(self, delay, call):
+        data, timer = self._farewell
+        if timer.active():
+            timer.cancel()
+        self._farewell = (data, self.factory.clock.callLater(delay, call))
+
+    def _say_farewell(self):
+        if self._connected:
+            self.transport.write(self._farewell[0])
+            ChatProtocol.close_when_sent(self)
+
+    def _farewell_timeout(self):
+        self.log.info("{name} did not read its last lines; cut off", name=self.name)
+        self.transport.abortConnection()
+
+    def close_when_sent(self):
+        """
+        Close once sent, unless a farewell is on its way (it closes).
+        """
+        if self._farewell is None:
+            ChatProtocol.close_when_sent(self)
 
     def dataReceived(self, data):
         self._read_mark = self.pairing.stamp()

@@ -11,7 +11,7 @@ import pytest
 
 from daemon import TWISTD
 
-CONNECTED = ["Client X has connected", "Client Y has connected"]
+CONNECTED = {"X": "Client X has connected.", "Y": "Client Y has connected."}
 BUSY = "! busy: two clients are already paired; try again later"
 
 
@@ -37,16 +37,33 @@ def wait_log(daemon, text, count=1, timeout=5.0):
 
 def pair_up(daemon):
     """
-    Connect X then Y; both have read their greeting lines.
+    Connect X then Y; both have read their confirmation line.
     """
-    x = daemon.client(greet=False)
-    assert x.line() == "*** you are client X; waiting for client Y to connect"
-    x.nothing(0.1)  # nobody is connected before Y is there
+    x = connect_x(daemon)
+    x.nothing(0.1)  # X is sent nothing before Y is there
     y = daemon.client(greet=False)
-    assert y.line() == "*** you are client Y"
-    assert [y.line(), y.line()] == CONNECTED
-    assert [x.line(), x.line()] == CONNECTED
+    assert y.line() == CONNECTED["Y"]
+    assert x.line() == CONNECTED["X"]
     return x, y
+
+
+def connect_x(daemon):
+    """
+    Connect as client X, once the server has seated it (it sends nothing).
+    """
+    accepted = "Accepted first connection, calling it client X"
+    seated = daemon.log().count(accepted)
+    x = daemon.client(greet=False)
+    wait_log(daemon, accepted, seated + 1)
+    return x
+
+
+def said_bye(*clients):
+    """
+    Each client's last bytes are ``Bye`` alone, then the connection closes.
+    """
+    for client in clients:
+        assert client.closed() and client.buffer == b"Bye"
 
 
 def first_messages(daemon, first, first_text, second, second_text):
@@ -71,7 +88,7 @@ def test_x_first_relay_and_bye_from_y(daemon):
     y.say("Bye")
     assert x.line() == "Y: Bye"
     assert x.line() == y.line() == "*** session over: client Y said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
     log = daemon.log()
     for line in ("Accepted first connection, calling it client X",
                  "Accepted second connection, calling it client Y",
@@ -92,7 +109,7 @@ def test_y_first_and_bye_from_x(daemon):
     x.say("  bye ")  # any case, spaces ignored
     assert y.line() == "X:   bye "
     assert y.line() == x.line() == "*** session over: client X said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
 
 
 def test_assignment_clients_send_without_newline(daemon):
@@ -110,7 +127,7 @@ def test_assignment_clients_send_without_newline(daemon):
     x.send("Bye")
     assert y.line(3) == "X: Bye"
     assert x.line() == y.line() == "*** session over: client X said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
 
 
 def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
@@ -119,7 +136,7 @@ def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
     assert x.line() == y.line() == "X: one received before Y: two"
     x.close()
     assert y.line() == "*** session over: client X left"
-    assert y.closed()
+    said_bye(y)
     wait_log(daemon, "Session over: client X left")
     # The next pair forms as usual.
     x2, y2 = pair_up(daemon)
@@ -131,7 +148,7 @@ def test_dropping_before_the_first_messages(daemon):
     x, y = pair_up(daemon)
     y.close()
     assert x.line() == "*** session over: client Y left"
-    assert x.closed()
+    said_bye(x)
 
 
 def test_two_pairs_in_a_row(daemon):
@@ -141,7 +158,7 @@ def test_two_pairs_in_a_row(daemon):
         assert y.line() == x.line() == f"X: x{n} received before Y: y{n}"
         x.say("Bye")
         assert x.expect("*** session over") and y.expect("*** session over")
-        assert x.closed() and y.closed()
+        said_bye(x, y)
     wait_log(daemon, "Accepted first connection, calling it client X", count=2)
 
 
@@ -161,25 +178,24 @@ def test_third_connection_is_refused_while_busy(daemon):
 
 
 def test_x_may_speak_before_y_arrives(daemon):
-    x = daemon.client(greet=False)
-    x.line()
+    x = connect_x(daemon)
     x.say("early")
     wait_log(daemon, "Client X sent message: early")
     y = daemon.client(greet=False)
-    assert [y.line(), y.line(), y.line()] == ["*** you are client Y"] + CONNECTED
+    assert y.line() == CONNECTED["Y"]
     y.say("late")
     assert y.line() == "X: early received before Y: late"
-    assert x.expect("X: early") == "X: early received before Y: late"
+    assert [x.line(), x.line()] == [CONNECTED["X"], "X: early received before Y: late"]
 
 
 def test_bye_while_waiting_frees_the_seat(daemon):
-    x = daemon.client(greet=False)
-    x.line()
+    x = connect_x(daemon)
     x.say("Bye")
-    assert x.line() == "*** bye"
-    assert x.closed()
-    again = daemon.client(greet=False)
-    assert again.line().startswith("*** you are client X")
+    assert x.line() == "*** session over: client X said Bye"
+    said_bye(x)
+    again = connect_x(daemon)
+    y = daemon.client(greet=False)
+    assert (again.line(), y.line()) == (CONNECTED["X"], CONNECTED["Y"])
 
 
 def test_chat_mode_is_still_the_default(make_daemon):
