@@ -8,7 +8,8 @@ write.  The first message of each is collected, and both get ``X: ...
 received before Y: ...`` in the order the messages arrived; from then on
 every line is relayed to the other as ``X: text`` / ``Y: text``.  ``Bye``
 from either, or either leaving, ends the session: each remaining client gets
-a ``***`` line saying why, then ``Bye`` alone (``farewell``), and is closed;
+a ``***`` line saying why, then ``Bye``, each alone (``farewell``), and is
+closed;
 the next two connections make the next pair.  A connection arriving while a
 pair is in session is told the pair is busy and closed.
 
@@ -48,10 +49,11 @@ class IPairClient(Interface):
         Close the connection once everything delivered has been sent.
         """
 
-    def farewell(data):
+    def farewell(*writes):
         """
-        Once everything delivered has been sent, and after a short pause,
-        write ``data`` (``bytes``, no line end) on its own, then close.
+        Write each of ``writes`` (``bytes``) on its own: once everything
+        before it has been sent and a short pause has passed, so a client
+        that reads one message per ``recv()`` gets it alone.  Then close.
         """
 
 
@@ -223,10 +225,10 @@ class Pairing:
         self.log.info("Session over: {why}", why=why)
         seats = [seat for seat in self.seats if seat is not gone]
         self._reset()
-        self._send(grammar.notice(f"session over: {why}"), *seats)
+        over = grammar.encode_line(grammar.notice(f"session over: {why}"))
         for seat in seats:
             try:
-                seat.client.farewell(grammar.PAIR_FAREWELL)
+                seat.client.farewell(over, grammar.PAIR_FAREWELL)
             except Exception:
                 self.log.failure("closing client {client} failed", client=seat.label)
 

@@ -36,7 +36,7 @@ class PairProtocol(ChatProtocol):
     _line_mark = None  # arrival mark of the line being buffered
     _read_mark = None  # arrival mark of the latest read
     _arrived = None  # arrival mark of the line being handled
-    _farewell = None  # (bytes, timer) once the session is over
+    _farewell = None  # the _Farewell, once the session is over
 
     @property
     def pairing(self):
@@ -50,35 +50,17 @@ class PairProtocol(ChatProtocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         ChatProtocol.connectionLost(self, reason)  # never joined the hub
-        if self._farewell is not None and self._farewell[1].active():
-            self._farewell[1].cancel()
+        if self._farewell is not None:
+            self._farewell.cancel()
         self.pairing.leave(self)
 
-    def farewell(self, data):
+    def farewell(self, *writes):
         """
-        Write ``data`` alone once everything before it has been sent (the
-        transport drained) and ``FAREWELL_PAUSE`` has passed, then close.
+        Write each of ``writes`` alone, once everything before it has left
+        and ``FAREWELL_PAUSE`` has passed, then close.
         """
-        if self._farewell is not None or not self._connected:
-            return
-        clock = self.factory.clock
-        self._farewell = (data, clock.callLater(FAREWELL_TIMEOUT, self._farewell_timeout))
-        self.when_drained(lambda: self._rearm(FAREWELL_PAUSE, self._say_farewell))
-
-    def _rearm(self, delay, call):
-        data, timer = self._farewell
-        if timer.active():
-            timer.cancel()
-        self._farewell = (data, self.factory.clock.callLater(delay, call))
-
-    def _say_farewell(self):
-        if self._connected:
-            self.transport.write(self._farewell[0])
-            ChatProtocol.close_when_sent(self)
-
-    def _farewell_timeout(self):
-        self.log.info("{name} did not read its last lines; cut off", name=self.name)
-        self.transport.abortConnection()
+        if self._farewell is None and self._connected and not self.transport.disconnecting:
+            self._farewell = _Farewell(self, list(writes))
 
     def close_when_sent(self):
         """
@@ -101,6 +83,44 @@ class PairProtocol(ChatProtocol):
         text = grammar.decode(line.removesuffix(b"\r"))
         if text.strip():
             self.pairing.receive(self, text, self._arrived)
+
+
+class _Farewell:
+    """
+    A pair client's last writes, each alone: wait until the transport has
+    drained, pause, write one; after the last, close.  A client that has not
+    read them within ``FAREWELL_TIMEOUT`` is cut off.
+    """
+
+    def __init__(self, protocol, writes):
+        self.protocol = protocol
+        self.writes = writes
+        clock = protocol.factory.clock
+        self.pause = None
+        self.timeout = clock.callLater(FAREWELL_TIMEOUT, self.cut_off)
+        protocol.when_drained(self.drained)
+
+    def drained(self):
+        self.pause = self.protocol.factory.clock.callLater(FAREWELL_PAUSE, self.write)
+
+    def write(self):
+        protocol = self.protocol
+        protocol.transport.write(self.writes.pop(0))
+        if self.writes:
+            protocol.when_drained(self.drained)
+        else:
+            self.timeout.cancel()
+            ChatProtocol.close_when_sent(protocol)
+
+    def cut_off(self):
+        self.protocol.log.info("{name} did not read its last lines; cut off",
+                               name=self.protocol.name)
+        self.protocol.transport.abortConnection()
+
+    def cancel(self):
+        for call in (self.pause, self.timeout):
+            if call is not None and call.active():
+                call.cancel()
 
 
 class PairFactory(ChatFactory):

@@ -260,7 +260,7 @@ class TransferReceiver(LineReceiver):
     def when_drained(self, callback):
         """
         Call ``callback()`` once the bytes written so far have left the
-        transport's buffer for the kernel; call it right after a write.  It
+        transport's buffer for the kernel (at once if there are none).  It
         ends the congestion watch: for a connection's last words.
         """
         self._flush_queue()
@@ -271,6 +271,11 @@ class TransferReceiver(LineReceiver):
         drain = _Drain(self.transport, callback)
         self.transport.registerProducer(drain, False)
         drain.armed = True
+        # A TCP transport asks a pull producer for more only from a write
+        # pass: have one even if nothing is buffered (it sends 0 bytes).
+        start_writing = getattr(self.transport, "startWriting", None)
+        if start_writing is not None:
+            start_writing()
 
     def send_file(self, header, source, transform=None, done=None):
         """

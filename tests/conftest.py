@@ -24,3 +24,14 @@ def make_daemon(tmp_path):
 @pytest.fixture
 def daemon(make_daemon):
     return make_daemon()
+
+
+@pytest.fixture
+def pair_daemon(make_daemon):
+    """
+    A daemon in pair mode whose next connection is client X.
+    """
+    d = make_daemon("--mode", "pair")
+    # Daemon.start's probe connection was seated as X; wait until it has left.
+    d.wait_log("Client X left before client Y connected")
+    return d

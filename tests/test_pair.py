@@ -16,23 +16,8 @@ BUSY = "! busy: two clients are already paired; try again later"
 
 
 @pytest.fixture
-def daemon(make_daemon):
-    d = make_daemon("--mode", "pair")
-    # Daemon.start's probe connection was seated as X; wait until it has left,
-    # so the test's first client is X.
-    wait_log(d, "Client X left before client Y connected")
-    return d
-
-
-def wait_log(daemon, text, count=1, timeout=5.0):
-    """
-    Wait until ``text`` appears ``count`` times in the daemon's log.
-    """
-    deadline = time.monotonic() + timeout
-    while daemon.log().count(text) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} (x{count}) not in the log:\n{daemon.log()}")
-        time.sleep(0.02)
+def daemon(pair_daemon):
+    return pair_daemon
 
 
 def pair_up(daemon):
@@ -54,7 +39,7 @@ def connect_x(daemon):
     accepted = "Accepted first connection, calling it client X"
     seated = daemon.log().count(accepted)
     x = daemon.client(greet=False)
-    wait_log(daemon, accepted, seated + 1)
+    daemon.wait_log(accepted, seated + 1)
     return x
 
 
@@ -71,12 +56,12 @@ def first_messages(daemon, first, first_text, second, second_text):
     ``first`` sends, the server has it (see the log), then ``second``.
     """
     first.say(first_text)
-    wait_log(daemon, f"sent message: {first_text}")
+    daemon.wait_log(f"sent message: {first_text}")
     second.say(second_text)
 
 
 def test_x_first_relay_and_bye_from_y(daemon):
-    wait_log(daemon, "The server is waiting to receive two connections....")
+    daemon.wait_log("The server is waiting to receive two connections....")
     x, y = pair_up(daemon)
     first_messages(daemon, x, "Alice", y, "Bob")
     assert x.line() == y.line() == "X: Alice received before Y: Bob"
@@ -97,7 +82,7 @@ def test_x_first_relay_and_bye_from_y(daemon):
                  "X: Alice received before Y: Bob; sent acknowledgment to both X and Y",
                  "Session over: client Y said Bye"):
         assert line in log, line
-    wait_log(daemon, "The server is waiting to receive two connections....", count=2)
+    daemon.wait_log("The server is waiting to receive two connections....", count=2)
 
 
 def test_y_first_and_bye_from_x(daemon):
@@ -137,7 +122,7 @@ def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
     x.close()
     assert y.line() == "*** session over: client X left"
     said_bye(y)
-    wait_log(daemon, "Session over: client X left")
+    daemon.wait_log("Session over: client X left")
     # The next pair forms as usual.
     x2, y2 = pair_up(daemon)
     first_messages(daemon, y2, "three", x2, "four")
@@ -159,7 +144,7 @@ def test_two_pairs_in_a_row(daemon):
         x.say("Bye")
         assert x.expect("*** session over") and y.expect("*** session over")
         said_bye(x, y)
-    wait_log(daemon, "Accepted first connection, calling it client X", count=2)
+    daemon.wait_log("Accepted first connection, calling it client X", count=2)
 
 
 def test_third_connection_is_refused_while_busy(daemon):
@@ -172,7 +157,7 @@ def test_third_connection_is_refused_while_busy(daemon):
     fourth = daemon.client(greet=False)  # also once messages flow
     assert fourth.line() == BUSY
     assert fourth.closed()
-    wait_log(daemon, "Refused connection from 127.0.0.1", count=2)
+    daemon.wait_log("Refused connection from 127.0.0.1", count=2)
     x.say("still here")
     assert y.line() == "X: still here"
 
@@ -180,7 +165,7 @@ def test_third_connection_is_refused_while_busy(daemon):
 def test_x_may_speak_before_y_arrives(daemon):
     x = connect_x(daemon)
     x.say("early")
-    wait_log(daemon, "Client X sent message: early")
+    daemon.wait_log("Client X sent message: early")
     y = daemon.client(greet=False)
     assert y.line() == CONNECTED["Y"]
     y.say("late")

@@ -26,7 +26,7 @@ class FakeClient:
         self.peer = peer
         self.data = b""
         self.closed = False
-        self.farewell_data = None
+        self.farewell_writes = None
 
     def deliver(self, data):
         assert isinstance(data, bytes) and data.endswith(b"\r\n")
@@ -36,14 +36,21 @@ class FakeClient:
     def close_when_sent(self):
         self.closed = True
 
-    def farewell(self, data):
+    def farewell(self, *writes):
         assert not self.closed, "farewell after close"
-        self.farewell_data = data
+        self.farewell_writes = list(writes)
         self.closed = True
 
     def lines(self):
         data, self.data = self.data, b""
         return data.decode("utf-8").split("\r\n")[:-1]
+
+    def said_bye(self, why):
+        """
+        The session ended with ``*** session over: WHY``, then ``Bye``.
+        """
+        return self.closed and self.farewell_writes == [
+            f"*** session over: {why}\r\n".encode(), b"Bye"]
 
 
 @pytest.fixture
@@ -177,9 +184,9 @@ def test_bye_from_either_ends_the_session_for_both(pairing, bye, relaying):
         pairing.receive(y, "b")
         x.lines(), y.lines()
     pairing.receive(y, bye)
-    assert x.lines() == [f"Y: {bye}", "*** session over: client Y said Bye"]
-    assert y.lines() == ["*** session over: client Y said Bye"]
-    assert x.farewell_data == y.farewell_data == b"Bye"
+    assert x.lines() == [f"Y: {bye}"]
+    assert y.lines() == []
+    assert x.said_bye("client Y said Bye") and y.said_bye("client Y said Bye")
     # The next two make a new pair; the old ones are forgotten.
     pairing.receive(x, "stale")
     pairing.leave(x)
@@ -202,8 +209,7 @@ def test_only_bye_itself_ends(pairing, text):
 def test_leaving_mid_session_tells_and_closes_the_other(pairing):
     x, y = pair_up(pairing)
     pairing.leave(x)
-    assert y.lines() == ["*** session over: client X left"]
-    assert y.farewell_data == b"Bye"
+    assert y.said_bye("client X left")
     assert not x.closed  # x is gone already: nothing to close
     assert x.lines() == []
     assert pairing.join(FakeClient()) == "X"
@@ -221,8 +227,7 @@ def test_bye_while_waiting_closes_only_that_client(pairing):
     pairing.join(x)
     x.lines()
     pairing.receive(x, "Bye")
-    assert x.lines() == ["*** session over: client X said Bye"]
-    assert x.farewell_data == b"Bye"
+    assert x.said_bye("client X said Bye")
     assert pairing.join(FakeClient()) == "X"
 
 
@@ -318,38 +323,39 @@ def test_connection_lost_ends_the_session(factory):
     y, ty = connect(factory, 2)
     received(ty)
     x.connectionLost(None)
-    assert received(ty) == ["*** session over: client X left"]
     third, t3 = connect(factory, 3)
     assert third.label == "X"
-    say_farewell(factory, ty)
+    say_farewell(factory, ty, "client X left")
 
 
-def say_farewell(factory, transport):
+def say_farewell(factory, transport, why):
     """
-    The transport drains: after the pause, ``Bye`` alone, then the close.
+    Each time the transport drains, after the pause, one write alone: the
+    session-over line, then ``Bye``; then the close.
     """
-    assert not transport.disconnecting
-    transport.producer.resumeProducing()  # what TCP does once its buffer is empty
-    assert transport.producer is None  # unregistered, or it would keep the close back
-    factory.clock.advance(FAREWELL_PAUSE * 0.9)
-    assert transport.value() == b"" and not transport.disconnecting
-    factory.clock.advance(FAREWELL_PAUSE * 0.2)
-    assert transport.value() == b"Bye"
+    for data in (f"*** session over: {why}\r\n".encode(), b"Bye"):
+        assert transport.value() == b"" and not transport.disconnecting
+        transport.producer.resumeProducing()  # TCP does this once its buffer is empty
+        assert transport.producer is None  # unregistered, or it would keep a close back
+        factory.clock.advance(FAREWELL_PAUSE * 0.9)
+        assert transport.value() == b""
+        factory.clock.advance(FAREWELL_PAUSE * 0.2)
+        assert transport.value() == data
+        transport.clear()
     assert transport.disconnecting and not transport.disconnected
 
 
 @pytest.mark.parametrize("who", ["X", "Y"])
-def test_bye_waits_for_the_drain_and_a_pause_then_bye_alone(factory, who):
+def test_bye_waits_for_the_drain_and_a_pause_then_each_write_alone(factory, who):
     x, tx = connect(factory, 1)
     y, ty = connect(factory, 2)
     received(tx), received(ty)
     (x if who == "X" else y).dataReceived(b"Bye")  # no newline
     factory.clock.advance(FRAGMENT_DELAY)
-    over = f"*** session over: client {who} said Bye"
-    assert received(tx) == ([over] if who == "X" else ["Y: Bye", over])
-    assert received(ty) == ([over] if who == "Y" else ["X: Bye", over])
+    assert received(tx) == ([] if who == "X" else ["Y: Bye"])
+    assert received(ty) == ([] if who == "Y" else ["X: Bye"])
     for transport in (tx, ty):
-        say_farewell(factory, transport)
+        say_farewell(factory, transport, f"client {who} said Bye")
 
 
 def test_end_of_input_after_bye_still_gets_the_farewell(factory):
@@ -358,8 +364,7 @@ def test_end_of_input_after_bye_still_gets_the_farewell(factory):
     received(tx)
     x.dataReceived(b"Bye")
     x.readConnectionLost()  # printf Bye | nc -N: the fragment ends with the input
-    assert received(tx) == ["*** session over: client X said Bye"]
-    say_farewell(factory, tx)
+    say_farewell(factory, tx, "client X said Bye")
 
 
 def test_a_client_that_never_reads_its_last_lines_is_cut_off(factory):
@@ -380,9 +385,9 @@ def test_leaving_during_the_pause_cancels_the_farewell(factory):
     received(tx)
     waiting = len(factory.clock.getDelayedCalls())
     x.connectionLost(None)
-    assert len(factory.clock.getDelayedCalls()) == waiting - 1  # the pause's timer
-    factory.clock.advance(FAREWELL_PAUSE)
-    assert tx.value() == b""
+    assert len(factory.clock.getDelayedCalls()) == waiting - 2  # the pause, the timeout
+    factory.clock.advance(FAREWELL_TIMEOUT)
+    assert tx.value() == b"" and not tx.disconnected
 
 
 def test_mode_option():
