@@ -5,9 +5,10 @@ The server side of a pair-mode connection (``--mode pair``).
 keeps the framing (``TransferReceiver``), the no-newline fragment rule, the
 half-close handling and the limits (line length, send queue, pacing), and
 hands each line to the ``Pairing`` policy (chatd/pair.py) instead of the
-chat commands.  At the end of a session it writes the lone ``Bye`` only
-once the earlier lines have left and a short pause has passed
-(``farewell``), so a blocking client's ``recv()`` sees exactly ``Bye``.
+chat commands.  At the end of a session it writes the session-over line and
+then ``Bye``, each only once the earlier bytes have left and a short pause
+has passed (``farewell``), so a blocking client's ``recv()`` takes each
+alone.
 """
 
 from twisted.internet import protocol
@@ -17,8 +18,8 @@ from chatd import grammar
 from chatd.pair import IPairClient
 from chatd.protocol import ChatFactory, ChatProtocol, _peer_address
 
-# After the last lines have left, wait this long before the lone "Bye", so
-# the client's read of them has returned before it comes.
+# Once the earlier bytes have left, wait this long before each last write,
+# so the client's read of them has returned before it comes.
 FAREWELL_PAUSE = 0.25
 # A client that does not read its last lines within this is cut off.
 FAREWELL_TIMEOUT = 30.0
