@@ -1,6 +1,9 @@
+import shutil
+
 import pytest
 
 from daemon import Daemon
+from tmux import Terminal
 
 
 @pytest.fixture
@@ -35,3 +38,17 @@ def pair_daemon(make_daemon):
     # Daemon.start's probe connection was seated as X; wait until it has left.
     d.wait_log("Client X left before client Y connected")
     return d
+
+
+@pytest.fixture
+def term(tmp_path):
+    """
+    A tmux terminal running bash in ``tmp_path``; killed at the end.
+    """
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: `make test` installs it "
+                    "(apt-get install tmux); this test must run, not be skipped")
+    t = Terminal(tmp_path)
+    t.wait_for(lambda s: "$" in s)
+    yield t
+    t.kill()

@@ -16,7 +16,7 @@ import pytest
 
 from chatd import grammar
 from daemon import ROOT, Daemon
-from test_client_tty import exit_status, last_line, term  # noqa: F401 (a fixture)
+from tmux import exit_status, last_line
 
 CLIENT = str(Path(sys.executable).with_name("chatd-client"))
 NOPOSIX = ROOT / "tests" / "noposix"
@@ -119,7 +119,7 @@ def test_piped_client_chats_uploads_downloads_and_quits(daemon, tmp_path):
     assert bob.read_exact(len(up)) == up
 
 
-def start_client(term, port, name, log):  # noqa: F811 (term: the fixture)
+def start_client(term, port, name, log):
     env = " ".join(f"{key}='{value}'" for key, value in noposix_env(log).items()
                    if key in ("PYTHONPATH", "CHATD_BLOCK_LOG"))
     term.type(f"stty -g > before.txt; env {env} {CLIENT} --host 127.0.0.1 --port {port} "
@@ -129,7 +129,7 @@ def start_client(term, port, name, log):  # noqa: F811 (term: the fixture)
 
 
 def test_client_in_a_terminal_chats_uploads_downloads_and_quits(
-        daemon, term, tmp_path):  # noqa: F811 (term: the fixture)
+        daemon, term, tmp_path):
     bob = daemon.client()
     bob.nick("bob")
     log = tmp_path / "client-blocked.log"
@@ -173,7 +173,7 @@ def test_client_in_a_terminal_chats_uploads_downloads_and_quits(
     assert "\ufffd" not in screen
 
 
-def test_ctrl_c_and_end_of_input_in_a_terminal(daemon, term, tmp_path):  # noqa: F811
+def test_ctrl_c_and_end_of_input_in_a_terminal(daemon, term, tmp_path):
     bob = daemon.client()
     log = tmp_path / "client-blocked.log"
     start_client(term, daemon.port, "cleo", log)

@@ -3,7 +3,6 @@ Pair mode over loopback: a real ``twistd -n chatd --mode pair`` and
 blocking socket clients, as the two-client assignment uses it.
 """
 
-import socket
 import subprocess
 import time
 
