@@ -16,7 +16,7 @@ import pytest
 
 from chatd import grammar
 from daemon import ROOT, Daemon
-from tmux import exit_status, last_line
+from tmux import exit_status, interrupt_half_typed, last_line, upload_from_terminal
 
 CLIENT = str(Path(sys.executable).with_name("chatd-client"))
 NOPOSIX = ROOT / "tests" / "noposix"
@@ -144,15 +144,7 @@ def test_client_in_a_terminal_chats_uploads_downloads_and_quits(
     bob.say("hi tess, from bob")
     term.wait_for(lambda s: "<bob> hi tess, from bob" in s)
 
-    up = os.urandom(400_000)
-    (tmp_path / "up.bin").write_bytes(up)
-    term.type("/upload up.bin")
-    term.keys("Enter")
-    term.wait_for(lambda s: f"*** stored up.bin: {len(up)} bytes, sha256 {sha(up)}" in s)
-    bob.expect(lambda line: "tess shared up.bin" in line)
-    bob.say("/download up.bin")
-    assert bob.line() == grammar.file_header(len(up), sha(up), "up.bin")
-    assert bob.read_exact(len(up)) == up
+    upload_from_terminal(term, bob, tmp_path, "tess")
 
     down = os.urandom(300_000)
     bob.send(f"/upload frombob.bin {len(down)} {sha(down)}\n".encode() + down)
@@ -178,13 +170,7 @@ def test_ctrl_c_and_end_of_input_in_a_terminal(daemon, term, tmp_path):
     log = tmp_path / "client-blocked.log"
     start_client(term, daemon.port, "cleo", log)
     bob.expect(lambda line: line.endswith("is now known as cleo"))
-    term.type("never sent")
-    term.keys("C-c")
-    screen = term.wait_for(exit_status)
-    assert exit_status(screen) == "0"
-    assert bob.expect("*** cleo left") == "*** cleo left"
-    assert "never sent" not in bob.buffer.decode()
-    term.wait_for(lambda s: last_line(s) == "$")
+    interrupt_half_typed(term, bob, "cleo")
     term.keys("C-l")  # a clean screen for the second run
     term.wait_for(lambda s: exit_status(s) is None)
     start_client(term, daemon.port, "dora", log)

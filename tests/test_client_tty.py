@@ -10,8 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from chatd import grammar
-from tmux import exit_status, last_line
+from tmux import exit_status, interrupt_half_typed, last_line, upload_from_terminal
 
 CLIENT = str(Path(sys.executable).with_name("chatd-client"))
 
@@ -45,15 +44,7 @@ def test_chat_upload_download_and_quit_in_a_terminal(daemon, term, tmp_path):
     assert last_line(screen) == "tess>"
 
     # Upload a file; bob gets the same bytes.
-    up = os.urandom(400_000)
-    (tmp_path / "up.bin").write_bytes(up)
-    term.type("/upload up.bin")
-    term.keys("Enter")
-    term.wait_for(lambda s: f"*** stored up.bin: {len(up)} bytes, sha256 {sha(up)}" in s)
-    bob.expect(lambda l: "tess shared up.bin" in l)
-    bob.say("/download up.bin")
-    assert bob.line() == grammar.file_header(len(up), sha(up), "up.bin")
-    assert bob.read_exact(len(up)) == up
+    upload_from_terminal(term, bob, tmp_path, "tess")
 
     # Download one bob shared; an existing file of that name is kept.
     down = os.urandom(300_000) + b"\r\n"
@@ -84,14 +75,7 @@ def test_ctrl_c_with_a_half_typed_line_quits_cleanly(daemon, term, tmp_path):
     bob = daemon.client()
     start_client(term, daemon.port, "cleo")
     bob.expect(lambda l: l.endswith("is now known as cleo"))
-    term.type("never sent")
-    term.wait_for(lambda s: last_line(s) == "cleo> never sent")
-    term.keys("C-c")
-    screen = term.wait_for(exit_status)
-    assert exit_status(screen) == "0"
-    assert bob.expect("*** cleo left") == "*** cleo left"
-    assert "never sent" not in bob.buffer.decode()
-    term.wait_for(lambda s: last_line(s) == "$")
+    interrupt_half_typed(term, bob, "cleo")  # shown as "cleo> never sent"
     assert (tmp_path / "before.txt").read_text() == (tmp_path / "after.txt").read_text()
 
 

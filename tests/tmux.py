@@ -10,6 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
+from chatd import grammar
+from loopback import sha
+
 
 class Terminal:
     """
@@ -66,3 +69,36 @@ def exit_status(screen):
 def last_line(screen):
     lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
     return lines[-1] if lines else ""
+
+
+def upload_from_terminal(term, other, directory, name):
+    """
+    ``name`` (as the server calls the client's user) types ``/upload`` of a
+    new 400 kB file in ``directory``; ``other`` (a socket client) downloads
+    the same bytes.
+    """
+    up = os.urandom(400_000)
+    (Path(directory) / "up.bin").write_bytes(up)
+    term.type("/upload up.bin")
+    term.keys("Enter")
+    term.wait_for(lambda s: f"*** stored up.bin: {len(up)} bytes, sha256 {sha(up)}" in s)
+    other.expect(lambda line: f"{name} shared up.bin" in line)
+    other.say("/download up.bin")
+    assert other.line() == grammar.file_header(len(up), sha(up), "up.bin")
+    assert other.read_exact(len(up)) == up
+
+
+def interrupt_half_typed(term, other, name):
+    """
+    Type a line without Enter, then Ctrl-C: the client exits 0, ``other``
+    (a socket client) sees ``name`` leave and never gets the line, and the
+    shell's prompt is back.
+    """
+    term.type("never sent")
+    term.wait_for(lambda s: last_line(s).endswith("never sent"))
+    term.keys("C-c")
+    screen = term.wait_for(exit_status)
+    assert exit_status(screen) == "0"
+    assert other.expect(f"*** {name} left") == f"*** {name} left"
+    assert "never sent" not in other.buffer.decode()
+    term.wait_for(lambda s: last_line(s) == "$")
