@@ -6,7 +6,7 @@ mode).  ``LineEditor`` reads a terminal in cbreak mode key by key and keeps
 the line being typed itself, so the console can redraw it below incoming
 lines.  Both hand each line to ``on_line(text)`` and call ``on_eof()`` once
 at the end of input.  Nothing here needs a POSIX terminal: cbreak mode and
-reading stdin are chatd/terminal.py's.
+reading stdin are chatd/terminal/'s.
 """
 
 import codecs

@@ -1,6 +1,6 @@
 """
 The client's terminal boundary: the choice made at import, and the stdin
-reader thread of chatd/terminal_windows.py over a real pipe, its calls into
+reader thread of chatd/terminal/windows.py over a real pipe, its calls into
 the reactor taken from a queue (``callFromThread``) so the test decides when
 they run.
 """
@@ -10,15 +10,16 @@ import queue
 
 import pytest
 
-from chatd import terminal, terminal_windows
-from chatd.terminal_windows import ThreadedInput
+from chatd import terminal
+from chatd.terminal import windows as terminal_windows
+from chatd.terminal.windows import ThreadedInput
 from chatd.userinput import PipedLines
 
 WAIT = 5.0
 
 
 def test_posix_side_is_chosen_where_termios_exists():
-    assert terminal.TerminalMode.__module__ == "chatd.terminal_posix"
+    assert terminal.TerminalMode.__module__ == "chatd.terminal.posix"
     assert terminal.TerminalMode.key_by_key
     assert not terminal_windows.TerminalMode.key_by_key
     assert terminal_windows.enable_escapes(1)  # not Windows: nothing to turn on

@@ -3,7 +3,7 @@ The terminal where termios, tty and fcntl do not exist (Windows, or any
 Python built without them): stdin is read line by line as the console (or
 pipe) gives it, by a thread that hands what it reads to the reactor with
 ``callFromThread``, and ANSI escapes are turned on in Windows 10+ consoles.
-Imported only by chatd/terminal.py; it needs neither pywin32 nor Twisted's
+Imported only by chatd/terminal/__init__.py; it needs neither pywin32 nor Twisted's
 Windows stdio.
 """
 

@@ -1,7 +1,7 @@
 """
 The terminal where termios, tty and fcntl exist (Linux, macOS, the BSDs):
 cbreak mode for the key-by-key line editor, stdin read through Twisted's
-stdio.  Imported only by chatd/terminal.py.
+stdio.  Imported only by chatd/terminal/__init__.py.
 """
 
 import fcntl
