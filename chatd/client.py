@@ -28,7 +28,7 @@ from chatd.console import Console, FdStream
 from chatd.grammar import ChatError
 from chatd.localfiles import TransferError
 from chatd.transfer import TransferReceiver
-from chatd.terminal import TerminalMode, enable_escapes, read_input
+from chatd.terminal import TerminalMode, enable_escapes, raw_output, read_input
 from chatd.userinput import LineEditor, PipedLines, isatty
 
 DEFAULT_HOST = "localhost"
@@ -692,7 +692,8 @@ def main(argv=None):
     live = isatty(1) and enable_escapes(1)  # the footer is drawn with escapes
     interactive = isatty(1) and isatty(0)
     color = live and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    console = Console(FdStream(1, encoding), FdStream(2, encoding), reactor.seconds,
+    console = Console(FdStream(1, encoding, raw_output(1)),
+                      FdStream(2, encoding, raw_output(2)), reactor.seconds,
                       color=color, live=live, bars_live=_same_terminal(1, 2),
                       columns=_columns)
     terminal = TerminalMode(0)

@@ -5,12 +5,14 @@ the reactor taken from a queue (``callFromThread``) so the test decides when
 they run.
 """
 
+import io
 import os
 import queue
 
 import pytest
 
 from chatd import terminal
+from chatd.console import FdStream
 from chatd.terminal import windows as terminal_windows
 from chatd.terminal.windows import ThreadedInput
 from chatd.userinput import PipedLines
@@ -23,6 +25,18 @@ def test_posix_side_is_chosen_where_termios_exists():
     assert terminal.TerminalMode.key_by_key
     assert not terminal_windows.TerminalMode.key_by_key
     assert terminal_windows.enable_escapes(1)  # not Windows: nothing to turn on
+    assert terminal.raw_output(1) is None and terminal_windows.raw_output(1) is None
+
+
+def test_output_through_a_raw_stream_when_given():
+    """
+    What a Windows console gets: the encoded text through Python's raw
+    stream, not the descriptor.
+    """
+    raw = io.BytesIO()
+    out = FdStream(1, "utf-8", raw)
+    assert out.write("héllo 日本\n") == len("héllo 日本\n")
+    assert raw.getvalue() == "héllo 日本\n".encode()
 
 
 class QueueReactor:

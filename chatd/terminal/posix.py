@@ -65,3 +65,10 @@ def enable_escapes(fd):
     always, here.
     """
     return True
+
+
+def raw_output(fd):
+    """
+    Output goes straight to the descriptor (``None``).
+    """
+    return None

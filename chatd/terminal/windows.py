@@ -147,6 +147,19 @@ def _binary_stdin(fd):
     return open(fd, "rb", buffering=0, closefd=False)
 
 
+def raw_output(fd):
+    """
+    Python's raw stream for stdout or stderr on a Windows console: it turns
+    UTF-8 into the console's text, which ``os.write`` would show in the
+    console's code page.  ``None`` elsewhere (the descriptor itself).
+    """
+    stream = {1: sys.stdout, 2: sys.stderr}.get(fd)
+    if os.name != "nt" or stream is None or not hasattr(stream, "buffer"):
+        return None
+    raw = getattr(stream.buffer, "raw", None)
+    return raw if type(raw).__name__ == "_WindowsConsoleIO" else None
+
+
 def _readable(stream, timeout):
     """
     Wait up to ``timeout`` for input where descriptors can be polled (not
