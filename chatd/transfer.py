@@ -260,8 +260,9 @@ class TransferReceiver(LineReceiver):
     def when_drained(self, callback):
         """
         Call ``callback()`` once the bytes written so far have left the
-        transport's buffer for the kernel (at once if there are none).  It
-        ends the congestion watch: for a connection's last words.
+        transport's buffer for the kernel (on its next write pass if none
+        are left).  It ends the congestion watch: for a connection's last
+        words, not while a file is being sent.
         """
         self._flush_queue()
         if self._flow is not None:
