@@ -106,7 +106,7 @@ class _Farewell:
 
     def write(self):
         protocol = self.protocol
-        protocol.transport.write(self.writes.pop(0))
+        protocol.deliver(self.writes.pop(0))  # straight out: the flow watch is over
         if self.writes:
             protocol.when_drained(self.drained)
         else:

@@ -268,6 +268,7 @@ class TransferReceiver(LineReceiver):
         if self._flow is not None:
             self._flow = None
             self.transport.unregisterProducer()
+        self._congested = False  # no longer watched: deliver writes through
         self._check_direct()
         drain = _Drain(self.transport, callback)
         self.transport.registerProducer(drain, False)
