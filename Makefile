@@ -22,7 +22,7 @@ run: install
 	$(BIN)/twistd -n chatd --port $(PORT)
 
 test: install
-	@# tests/test_client_tty.py drives chatd-client in tmux: install it if missing.
+	@# tests/test_client_tty.py and test_client_noposix.py drive chatd-client in tmux: install it if missing.
 	@command -v tmux >/dev/null || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux || \
 	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux; } || \

@@ -28,7 +28,8 @@ from chatd.console import Console, FdStream
 from chatd.grammar import ChatError
 from chatd.localfiles import TransferError
 from chatd.transfer import TransferReceiver
-from chatd.userinput import LineEditor, PipedLines, TerminalMode, isatty
+from chatd.terminal import TerminalMode, enable_escapes, raw_output, read_input
+from chatd.userinput import LineEditor, PipedLines, isatty
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 5002
@@ -455,6 +456,9 @@ class App:
         self.reconnect = reconnect
         self.interactive = interactive
         self.terminal = terminal
+        # The key-by-key line editor and its prompt, where cbreak works; else
+        # (Windows) a person types whole lines in the console's own editing.
+        self.editing = interactive and terminal is not None and terminal.key_by_key
         self.stdin_fd = stdin_fd
         self.client = None
         self.exit_code = None
@@ -498,22 +502,20 @@ class App:
             self._input.resumeProducing()
 
     def _start_input(self):
-        from twisted.internet import stdio
-
-        if self.interactive:
+        if self.editing:
             self.terminal.cbreak()
             reader = LineEditor(self.console, self.line, self.leave, self.interrupt)
             self.console.set_prompt("> ")
         else:
             reader = PipedLines(self.line, self.leave, self.console.error)
         self._input_reader = reader
-        self._input = stdio.StandardIO(reader, stdin=self.stdin_fd, reactor=self.reactor)
+        self._input = read_input(reader, self.reactor, self.stdin_fd)
 
     def _secret(self, on):
         """
         Hide what is typed (a password), or show it again.
         """
-        if self.interactive and isinstance(self._input_reader, LineEditor):
+        if self.editing and isinstance(self._input_reader, LineEditor):
             self._input_reader.secret = on
             if on:
                 self.console.set_prompt("password: ")
@@ -523,7 +525,7 @@ class App:
     def _named(self, name):
         if not grammar.is_guest_name(name):
             self.name = name  # taken again after a reconnect
-        if self.interactive:
+        if self.editing:
             self.console.set_prompt(f"{name}> ")
 
     def line(self, text):
@@ -563,7 +565,7 @@ class App:
         """
         Back in the foreground after Ctrl-Z: cbreak again, redraw.
         """
-        if self.interactive and self._input is not None:
+        if self.editing and self._input is not None:
             self.terminal.cbreak()
         self.console.redraw()
 
@@ -578,7 +580,7 @@ class App:
         if self.reconnect and not self._leaving:
             if self._input is not None and not self.interactive:
                 self._input.pauseProducing()  # piped lines wait for the connection
-            if self.interactive:
+            if self.editing:
                 self.console.set_prompt("(offline)> ")
             self._schedule_retry()
         else:
@@ -687,10 +689,11 @@ def main(argv=None):
     from twisted.internet import reactor
 
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    live = isatty(1)
-    interactive = live and isatty(0)
+    live = isatty(1) and enable_escapes(1)  # the footer is drawn with escapes
+    interactive = isatty(1) and isatty(0)
     color = live and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    console = Console(FdStream(1, encoding), FdStream(2, encoding), reactor.seconds,
+    console = Console(FdStream(1, encoding, raw_output(1)),
+                      FdStream(2, encoding, raw_output(2)), reactor.seconds,
                       color=color, live=live, bars_live=_same_terminal(1, 2),
                       columns=_columns)
     terminal = TerminalMode(0)
@@ -704,7 +707,7 @@ def main(argv=None):
 
         signal.signal(signal.SIGINT, later(app.interrupt))
         signal.signal(signal.SIGTERM, later(app.interrupt))
-        if interactive:
+        if app.editing and hasattr(signal, "SIGWINCH"):  # not on Windows
             signal.signal(signal.SIGWINCH, later(console.redraw))
             signal.signal(signal.SIGCONT, later(app.resumed))
 

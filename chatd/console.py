@@ -128,19 +128,22 @@ class FdStream:
     rather than losing output.
     """
 
-    def __init__(self, fd, encoding="utf-8"):
+    def __init__(self, fd, encoding="utf-8", raw=None):
         self.fd = fd
         self.encoding = encoding
+        # Python's own raw stream for ``fd``, if it must be used (a Windows
+        # console takes UTF-8 only through it); else the descriptor itself.
+        self._write = os.write if raw is None else (lambda fd, data: raw.write(data))
 
     def write(self, text):
         data = text.encode(self.encoding, "replace")
         while data:
             try:
-                written = os.write(self.fd, data)
+                written = self._write(self.fd, data)
             except BlockingIOError:
                 select.select([], [self.fd], [], 1.0)
                 continue
-            data = data[written:]
+            data = data[written or 0:]
         return len(text)
 
     def flush(self):

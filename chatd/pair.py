@@ -2,14 +2,20 @@
 Pair mode (``--mode pair``): the classic two-client assignment, free of
 transports.
 
-The first connection is client X, the second client Y; only when both are
-there are both told ``Client X has connected`` and ``Client Y has connected``.
-The first message of each is collected, and both get ``X: ... received
-before Y: ...`` in the order the messages arrived; from then on every line is
-relayed to the other as ``X: text`` / ``Y: text``.  ``Bye`` from either, or
-either leaving, ends the session for both (both connections are closed) and
+The first connection is client X, the second client Y; X is sent nothing
+until Y is there, then each is told ``Client X has connected.`` (or Y) in one
+write.  The first message of each is collected, and both get ``X: ...
+received before Y: ...`` in the order the messages arrived; from then on
+every line is relayed to the other as ``X: text`` / ``Y: text``.  ``Bye``
+from either, or either leaving, ends the session: each remaining client gets
+a ``***`` line saying why, then ``Bye``, each alone (``farewell``), and is
+closed;
 the next two connections make the next pair.  A connection arriving while a
 pair is in session is told the pair is busy and closed.
+
+The assignment's reference clients are blocking programs that print one
+``recv(1024)`` per message, and the extra-credit one stops only on a read
+that is exactly ``Bye``: hence one write per message and the lone ``Bye``.
 
 Like the chat hub, ``Pairing`` sees connections only through
 ``IPairClient``; the protocol passes it decoded, cleaned text.
@@ -41,6 +47,13 @@ class IPairClient(Interface):
     def close_when_sent():
         """
         Close the connection once everything delivered has been sent.
+        """
+
+    def farewell(*writes):
+        """
+        Write each of ``writes`` (``bytes``) on its own: once everything
+        before it has been sent and a short pause has passed, so a client
+        that reads one message per ``recv()`` gets it alone.  Then close.
         """
 
 
@@ -120,16 +133,16 @@ class Pairing:
         seat = _Seat(client, LABELS[len(self.seats)])
         self.seats.append(seat)
         if len(self.seats) == 1:
+            # Nothing is sent yet: the assignment's client reads its first
+            # recv() as the confirmation that both are connected.
             self.log.info("Accepted first connection, calling it client {client} ({peer})",
                           client=seat.label, peer=client.peer)
-            self._send(grammar.notice("you are client X; waiting for client Y to connect"),
-                       seat)
+            self.log.info("Waiting for client Y to connect....")
             return seat.label
         self.log.info("Accepted second connection, calling it client {client} ({peer})",
                       client=seat.label, peer=client.peer)
-        self._send(grammar.notice(f"you are client {seat.label}"), seat)
-        for label in LABELS:
-            self._send(grammar.pair_connected(label), *self.seats)
+        for each in self.seats:
+            self._send(grammar.pair_connected(each.label), each)
         self.log.info("Waiting to receive messages from client X and client Y....")
         self._check_firsts()  # X may have spoken while it waited
         return seat.label
@@ -199,24 +212,25 @@ class Pairing:
         if other is None:
             self.log.info("Client {client} said Bye before client Y connected",
                           client=seat.label)
-            self._send(grammar.notice("bye"), seat)
-            seat.client.close_when_sent()
-            self._reset()
-            return
-        self._send(grammar.pair_said(seat.label, text), other)
+        else:
+            self._send(grammar.pair_said(seat.label, text), other)
         self._end(f"client {seat.label} said Bye")
 
     def _end(self, why, gone=None):
         """
         End the session: tell both (but ``gone``, the seat whose connection
-        is lost) why, close their connections, wait for the next pair.
+        is lost) why, then ``Bye`` on its own, close their connections, and
+        wait for the next pair.
         """
         self.log.info("Session over: {why}", why=why)
         seats = [seat for seat in self.seats if seat is not gone]
         self._reset()
-        self._send(grammar.notice(f"session over: {why}"), *seats)
+        over = grammar.encode_line(grammar.notice(f"session over: {why}"))
         for seat in seats:
-            seat.client.close_when_sent()
+            try:
+                seat.client.farewell(over, grammar.PAIR_FAREWELL)
+            except Exception:
+                self.log.failure("closing client {client} failed", client=seat.label)
 
     def _reset(self):
         self.seats = []

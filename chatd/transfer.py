@@ -14,7 +14,7 @@ coalesces a reactor pass's lines into one write per connection.
 
 import collections
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPullProducer, IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.basic import FileSender, LineReceiver
 from zope.interface import implementer
@@ -257,6 +257,28 @@ class TransferReceiver(LineReceiver):
             self.transport.loseConnection()
             self._direct = False
 
+    def when_drained(self, callback):
+        """
+        Call ``callback()`` once the bytes written so far have left the
+        transport's buffer for the kernel (on its next write pass if none
+        are left).  It ends the congestion watch: for a connection's last
+        words, not while a file is being sent.
+        """
+        self._flush_queue()
+        if self._flow is not None:
+            self._flow = None
+            self.transport.unregisterProducer()
+        self._congested = False  # no longer watched: deliver writes through
+        self._check_direct()
+        drain = _Drain(self.transport, callback)
+        self.transport.registerProducer(drain, False)
+        drain.armed = True
+        # A TCP transport asks a pull producer for more only from a write
+        # pass: have one even if nothing is buffered (it sends 0 bytes).
+        start_writing = getattr(self.transport, "startWriting", None)
+        if start_writing is not None:
+            start_writing()
+
     def send_file(self, header, source, transform=None, done=None):
         """
         Send the ``header`` line then every byte of the open file ``source``
@@ -333,6 +355,31 @@ class _OutputFlow:
 
     def stopProducing(self):
         self.protocol._drop_queue()
+
+
+@implementer(IPullProducer)
+class _Drain:
+    """
+    A pull producer that writes nothing: a TCP transport asks it for more
+    (``resumeProducing``) when its buffer has emptied, which is the signal.
+    A call from ``registerProducer`` itself, before ``armed``, is not one.
+    (Over TLS a pull producer is driven by a timer, so it fires early.)
+    """
+
+    def __init__(self, transport, callback):
+        self.transport = transport
+        self.callback = callback
+        self.armed = False
+
+    def resumeProducing(self):
+        if not self.armed or self.callback is None:
+            return
+        callback, self.callback = self.callback, None
+        self.transport.unregisterProducer()  # or it would hold a close back
+        callback()
+
+    def stopProducing(self):
+        self.callback = None
 
 
 class WriteCoalescer:

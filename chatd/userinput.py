@@ -1,19 +1,16 @@
 """
-What the ``chatd-client`` user types, read through ``twisted.internet.stdio``.
+What the ``chatd-client`` user types, as protocols fed from stdin.
 
 ``PipedLines`` reads whole lines (a pipe, a file, a terminal in its normal
 mode).  ``LineEditor`` reads a terminal in cbreak mode key by key and keeps
 the line being typed itself, so the console can redraw it below incoming
 lines.  Both hand each line to ``on_line(text)`` and call ``on_eof()`` once
-at the end of input.  ``TerminalMode`` switches a terminal to cbreak and
-restores it (and the descriptors' blocking mode) afterwards.
+at the end of input.  Nothing here needs a POSIX terminal: cbreak mode and
+reading stdin are chatd/terminal/'s.
 """
 
 import codecs
-import fcntl
 import os
-import termios
-import tty
 
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -172,44 +169,6 @@ class LineEditor(_EndOfInput, protocol.Protocol):
 
 def _decode(raw):
     return raw.decode("utf-8", "replace")
-
-
-class TerminalMode:
-    """
-    Remembers the terminal's mode and the descriptors' flags (Twisted's stdio
-    makes them non-blocking), switches stdin to cbreak, and puts everything
-    back on ``restore``.
-    """
-
-    def __init__(self, fd=0, fds=(0, 1, 2)):
-        self.fd = fd
-        self._saved_mode = None
-        self._saved_flags = {}
-        for each in fds:
-            try:
-                self._saved_flags[each] = fcntl.fcntl(each, fcntl.F_GETFL)
-            except OSError:
-                pass
-
-    def cbreak(self):
-        """
-        Keys arrive one by one, unechoed; Ctrl-C and Ctrl-Z still signal.
-        """
-        if self._saved_mode is None:
-            self._saved_mode = termios.tcgetattr(self.fd)
-        tty.setcbreak(self.fd, termios.TCSANOW)
-
-    def restore(self):
-        if self._saved_mode is not None:
-            try:
-                termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved_mode)
-            except (OSError, termios.error):
-                pass
-        for each, flags in self._saved_flags.items():
-            try:
-                fcntl.fcntl(each, fcntl.F_SETFL, flags)
-            except OSError:
-                pass
 
 
 def isatty(fd):

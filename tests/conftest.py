@@ -1,5 +1,6 @@
 import datetime
 import ipaddress
+import shutil
 
 import pytest
 from cryptography import x509
@@ -8,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from daemon import Daemon
+from tmux import Terminal
 
 
 @pytest.fixture
@@ -61,3 +63,26 @@ def certificate(tmp_path_factory):
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
     return str(cert_path), str(key_path)
+@pytest.fixture
+def pair_daemon(make_daemon):
+    """
+    A daemon in pair mode whose next connection is client X.
+    """
+    d = make_daemon("--mode", "pair")
+    # Daemon.start's probe connection was seated as X; wait until it has left.
+    d.wait_log("Client X left before client Y connected")
+    return d
+
+
+@pytest.fixture
+def term(tmp_path):
+    """
+    A tmux terminal running bash in ``tmp_path``; killed at the end.
+    """
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: `make test` installs it "
+                    "(apt-get install tmux); this test must run, not be skipped")
+    t = Terminal(tmp_path)
+    t.wait_for(lambda s: "$" in s)
+    yield t
+    t.kill()

@@ -89,6 +89,16 @@ class Daemon:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
+    def wait_log(self, text, count=1, timeout=5.0):
+        """
+        Wait until ``text`` appears ``count`` times in the log.
+        """
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} (x{count}) not in the log:\n{self.log()}")
+            time.sleep(0.02)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -1,95 +1,22 @@
 """
 ``chatd-client`` in a real terminal: tmux runs a shell, keys are typed with
-``send-keys`` and the screen is read with ``capture-pane``, against a real
-daemon with another user on a plain socket.
-
-tmux is required, not optional: ``make test`` installs it when it is missing.
+``send-keys`` and the screen is read with ``capture-pane`` (tests/tmux.py,
+the ``term`` fixture), against a real daemon with another user on a plain
+socket.
 """
 
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
-import pytest
+from tmux import exit_status, interrupt_half_typed, last_line, upload_from_terminal
 
 CLIENT = str(Path(sys.executable).with_name("chatd-client"))
 
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()
-
-
-class Terminal:
-    """
-    One tmux server on its own socket, running ``bash`` in a 120x40 window.
-    """
-
-    def __init__(self, cwd):
-        self.socket = f"chatd-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        rc = Path(cwd) / ".bashrc-test"
-        rc.write_text("PS1='$ '\n")
-        env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8")
-        env.pop("TMUX", None)
-        self._tmux("-f", "/dev/null", "-u", "new-session", "-d", "-x", "120", "-y", "40",
-                   "-s", "t", "-c", str(cwd), f"bash --noprofile --rcfile {rc}", env=env)
-
-    def _tmux(self, *args, env=None):
-        return subprocess.run(["tmux", "-L", self.socket, *args], env=env, check=True,
-                              capture_output=True, text=True, timeout=10).stdout
-
-    def type(self, text):
-        self._tmux("send-keys", "-t", "t", "-l", text)
-
-    def keys(self, *keys):
-        self._tmux("send-keys", "-t", "t", *keys)
-
-    def screen(self):
-        return self._tmux("capture-pane", "-p", "-J", "-t", "t")
-
-    def wait_for(self, predicate, timeout=10):
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if predicate(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; the screen shows:\n{screen}")
-            time.sleep(0.05)
-
-    def kill(self):
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
-                       timeout=10)
-
-
-def exit_status(screen):
-    """
-    What the shell's ``echo "exit=$?"`` printed after the client, or None.
-    """
-    for line in screen.splitlines():
-        if line.startswith("exit="):
-            return line[5:].strip()
-    return None
-
-
-def last_line(screen):
-    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
-
-
-@pytest.fixture
-def term(tmp_path):
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed: `make test` installs it "
-                    "(apt-get install tmux); this test must run, not be skipped")
-    t = Terminal(tmp_path)
-    t.wait_for(lambda s: "$" in s)
-    yield t
-    t.kill()
 
 
 def start_client(term, port, name):
@@ -117,15 +44,7 @@ def test_chat_upload_download_and_quit_in_a_terminal(daemon, term, tmp_path):
     assert last_line(screen) == "tess>"
 
     # Upload a file; bob gets the same bytes.
-    up = os.urandom(400_000)
-    (tmp_path / "up.bin").write_bytes(up)
-    term.type("/upload up.bin")
-    term.keys("Enter")
-    term.wait_for(lambda s: f"*** stored up.bin: {len(up)} bytes, sha256 {sha(up)}" in s)
-    bob.expect(lambda l: "tess shared up.bin" in l)
-    bob.say("/download up.bin")
-    assert bob.line() == f"FILE {len(up)} {sha(up)} up.bin"
-    assert bob.read_exact(len(up)) == up
+    upload_from_terminal(term, bob, tmp_path, "tess")
 
     # Download one bob shared; an existing file of that name is kept.
     down = os.urandom(300_000) + b"\r\n"
@@ -156,15 +75,7 @@ def test_ctrl_c_with_a_half_typed_line_quits_cleanly(daemon, term, tmp_path):
     bob = daemon.client()
     start_client(term, daemon.port, "cleo")
     bob.expect(lambda l: l.endswith("is now known as cleo"))
-    term.type("never sent")
-    term.wait_for(lambda s: last_line(s) == "cleo> never sent")
-    term.keys("C-c")
-    screen = term.wait_for(exit_status)
-    assert exit_status(screen) == "0"
-    seen = bob.lines_until("*** cleo left")
-    assert seen[-1] == "*** cleo left"
-    assert not [line for line in seen if "never sent" in line], seen
-    term.wait_for(lambda s: last_line(s) == "$")
+    interrupt_half_typed(term, bob, "cleo")  # shown as "cleo> never sent"
     assert (tmp_path / "before.txt").read_text() == (tmp_path / "after.txt").read_text()
 
 

@@ -3,7 +3,6 @@ Pair mode over loopback: a real ``twistd -n chatd --mode pair`` and
 blocking socket clients, as the two-client assignment uses it.
 """
 
-import socket
 import subprocess
 import time
 
@@ -11,42 +10,44 @@ import pytest
 
 from daemon import TWISTD, wait_until_read
 
-CONNECTED = ["Client X has connected", "Client Y has connected"]
+CONNECTED = {"X": "Client X has connected.", "Y": "Client Y has connected."}
 BUSY = "! busy: two clients are already paired; try again later"
 
 
 @pytest.fixture
-def daemon(make_daemon):
-    d = make_daemon("--mode", "pair")
-    # Daemon.start's probe connection was seated as X; wait until it has left,
-    # so the test's first client is X.
-    wait_log(d, "Client X left before client Y connected")
-    return d
-
-
-def wait_log(daemon, text, count=1, timeout=5.0):
-    """
-    Wait until ``text`` appears ``count`` times in the daemon's log.
-    """
-    deadline = time.monotonic() + timeout
-    while daemon.log().count(text) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} (x{count}) not in the log:\n{daemon.log()}")
-        time.sleep(0.02)
+def daemon(pair_daemon):
+    return pair_daemon
 
 
 def pair_up(daemon):
     """
-    Connect X then Y; both have read their greeting lines.
+    Connect X then Y; both have read their confirmation line.
     """
-    x = daemon.client(greet=False)
-    assert x.line() == "*** you are client X; waiting for client Y to connect"
-    x.nothing(0.1)  # nobody is connected before Y is there
+    x = connect_x(daemon)
+    x.nothing(0.1)  # X is sent nothing before Y is there
     y = daemon.client(greet=False)
-    assert y.line() == "*** you are client Y"
-    assert [y.line(), y.line()] == CONNECTED
-    assert [x.line(), x.line()] == CONNECTED
+    assert y.line() == CONNECTED["Y"]
+    assert x.line() == CONNECTED["X"]
     return x, y
+
+
+def connect_x(daemon):
+    """
+    Connect as client X, once the server has seated it (it sends nothing).
+    """
+    accepted = "Accepted first connection, calling it client X"
+    seated = daemon.log().count(accepted)
+    x = daemon.client(greet=False)
+    daemon.wait_log(accepted, seated + 1)
+    return x
+
+
+def said_bye(*clients):
+    """
+    Each client's last bytes are ``Bye`` alone, then the connection closes.
+    """
+    for client in clients:
+        assert client.closed() and client.buffer == b"Bye"
 
 
 def first_messages(daemon, first, first_text, second, second_text):
@@ -54,12 +55,12 @@ def first_messages(daemon, first, first_text, second, second_text):
     ``first`` sends, the server has it (see the log), then ``second``.
     """
     first.say(first_text)
-    wait_log(daemon, f"sent message: {first_text}")
+    daemon.wait_log(f"sent message: {first_text}")
     second.say(second_text)
 
 
 def test_x_first_relay_and_bye_from_y(daemon):
-    wait_log(daemon, "The server is waiting to receive two connections....")
+    daemon.wait_log("The server is waiting to receive two connections....")
     x, y = pair_up(daemon)
     first_messages(daemon, x, "Alice", y, "Bob")
     assert x.line() == y.line() == "X: Alice received before Y: Bob"
@@ -71,7 +72,7 @@ def test_x_first_relay_and_bye_from_y(daemon):
     y.say("Bye")
     assert x.line() == "Y: Bye"
     assert x.line() == y.line() == "*** session over: client Y said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
     log = daemon.log()
     for line in ("Accepted first connection, calling it client X",
                  "Accepted second connection, calling it client Y",
@@ -80,7 +81,7 @@ def test_x_first_relay_and_bye_from_y(daemon):
                  "X: Alice received before Y: Bob; sent acknowledgment to both X and Y",
                  "Session over: client Y said Bye"):
         assert line in log, line
-    wait_log(daemon, "The server is waiting to receive two connections....", count=2)
+    daemon.wait_log("The server is waiting to receive two connections....", count=2)
 
 
 def test_y_first_and_bye_from_x(daemon):
@@ -92,7 +93,7 @@ def test_y_first_and_bye_from_x(daemon):
     x.say("  bye ")  # any case, spaces ignored
     assert y.line() == "X:   bye "
     assert y.line() == x.line() == "*** session over: client X said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
 
 
 def test_assignment_clients_send_without_newline(daemon):
@@ -112,7 +113,7 @@ def test_assignment_clients_send_without_newline(daemon):
     x.send("Bye")
     assert y.line(3) == "X: Bye"
     assert x.line() == y.line() == "*** session over: client X said Bye"
-    assert x.closed() and y.closed()
+    said_bye(x, y)
 
 
 def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
@@ -121,8 +122,8 @@ def test_a_client_dropping_mid_session_ends_it_for_the_other(daemon):
     assert x.line() == y.line() == "X: one received before Y: two"
     x.close()
     assert y.line() == "*** session over: client X left"
-    assert y.closed()
-    wait_log(daemon, "Session over: client X left")
+    said_bye(y)
+    daemon.wait_log("Session over: client X left")
     # The next pair forms as usual.
     x2, y2 = pair_up(daemon)
     first_messages(daemon, y2, "three", x2, "four")
@@ -133,7 +134,7 @@ def test_dropping_before_the_first_messages(daemon):
     x, y = pair_up(daemon)
     y.close()
     assert x.line() == "*** session over: client Y left"
-    assert x.closed()
+    said_bye(x)
 
 
 def test_two_pairs_in_a_row(daemon):
@@ -143,8 +144,8 @@ def test_two_pairs_in_a_row(daemon):
         assert y.line() == x.line() == f"X: x{n} received before Y: y{n}"
         x.say("Bye")
         assert x.expect("*** session over") and y.expect("*** session over")
-        assert x.closed() and y.closed()
-    wait_log(daemon, "Accepted first connection, calling it client X", count=2)
+        said_bye(x, y)
+    daemon.wait_log("Accepted first connection, calling it client X", count=2)
 
 
 def test_third_connection_is_refused_while_busy(daemon):
@@ -157,31 +158,30 @@ def test_third_connection_is_refused_while_busy(daemon):
     fourth = daemon.client(greet=False)  # also once messages flow
     assert fourth.line() == BUSY
     assert fourth.closed()
-    wait_log(daemon, "Refused connection from 127.0.0.1", count=2)
+    daemon.wait_log("Refused connection from 127.0.0.1", count=2)
     x.say("still here")
     assert y.line() == "X: still here"
 
 
 def test_x_may_speak_before_y_arrives(daemon):
-    x = daemon.client(greet=False)
-    x.line()
+    x = connect_x(daemon)
     x.say("early")
-    wait_log(daemon, "Client X sent message: early")
+    daemon.wait_log("Client X sent message: early")
     y = daemon.client(greet=False)
-    assert [y.line(), y.line(), y.line()] == ["*** you are client Y"] + CONNECTED
+    assert y.line() == CONNECTED["Y"]
     y.say("late")
     assert y.line() == "X: early received before Y: late"
-    assert x.expect("X: early") == "X: early received before Y: late"
+    assert [x.line(), x.line()] == [CONNECTED["X"], "X: early received before Y: late"]
 
 
 def test_bye_while_waiting_frees_the_seat(daemon):
-    x = daemon.client(greet=False)
-    x.line()
+    x = connect_x(daemon)
     x.say("Bye")
-    assert x.line() == "*** bye"
-    assert x.closed()
-    again = daemon.client(greet=False)
-    assert again.line().startswith("*** you are client X")
+    assert x.line() == "*** session over: client X said Bye"
+    said_bye(x)
+    again = connect_x(daemon)
+    y = daemon.client(greet=False)
+    assert (again.line(), y.line()) == (CONNECTED["X"], CONNECTED["Y"])
 
 
 def test_chat_mode_is_still_the_default(make_daemon):

@@ -15,7 +15,7 @@ from zope.interface.verify import verifyObject
 from chatd import grammar
 from chatd.limits import Limits
 from chatd.pair import MAX_PENDING, IPairClient, Pairing
-from chatd.pair_protocol import PairFactory, PairProtocol
+from chatd.pair_protocol import FAREWELL_PAUSE, FAREWELL_TIMEOUT, PairFactory, PairProtocol
 from chatd.protocol import FRAGMENT_DELAY
 from chatd.tap import Options
 
@@ -26,6 +26,7 @@ class FakeClient:
         self.peer = peer
         self.data = b""
         self.closed = False
+        self.farewell_writes = None
 
     def deliver(self, data):
         assert isinstance(data, bytes) and data.endswith(b"\r\n")
@@ -35,9 +36,21 @@ class FakeClient:
     def close_when_sent(self):
         self.closed = True
 
+    def farewell(self, *writes):
+        assert not self.closed, "farewell after close"
+        self.farewell_writes = list(writes)
+        self.closed = True
+
     def lines(self):
         data, self.data = self.data, b""
         return data.decode("utf-8").split("\r\n")[:-1]
+
+    def said_bye(self, why):
+        """
+        The session ended with ``*** session over: WHY``, then ``Bye``.
+        """
+        return self.closed and self.farewell_writes == [
+            f"*** session over: {why}\r\n".encode(), b"Bye"]
 
 
 @pytest.fixture
@@ -57,14 +70,36 @@ def test_fake_client_provides_the_interface():
     verifyObject(IPairClient, FakeClient())
 
 
-def test_first_waits_then_both_are_told_both_labels(pairing):
+def test_x_is_sent_nothing_until_y_then_each_one_confirmation(pairing):
     x, y = FakeClient(), FakeClient()
+    x.deliver = record_writes(x)
+    y.deliver = record_writes(y)
     assert pairing.join(x) == "X"
-    assert x.lines() == ["*** you are client X; waiting for client Y to connect"]
+    assert x.writes == []
     assert pairing.join(y) == "Y"
-    connected = ["Client X has connected", "Client Y has connected"]
-    assert x.lines() == connected
-    assert y.lines() == ["*** you are client Y"] + connected
+    assert x.writes == [b"Client X has connected.\r\n"]
+    assert y.writes == [b"Client Y has connected.\r\n"]
+
+
+def record_writes(client):
+    """
+    Make ``client`` keep each ``deliver`` call apart, in ``client.writes``.
+    """
+    client.writes = []
+    deliver = client.deliver
+
+    def recording(data):
+        client.writes.append(data)
+        deliver(data)
+    return recording
+
+
+def test_order_report_is_one_write(pairing):
+    x, y = pair_up(pairing)
+    x.deliver, y.deliver = record_writes(x), record_writes(y)
+    pairing.receive(x, "Alice")
+    pairing.receive(y, "Bob")
+    assert x.writes == y.writes == [b"X: Alice received before Y: Bob\r\n"]
 
 
 @pytest.mark.parametrize("first", ["X", "Y"])
@@ -149,9 +184,9 @@ def test_bye_from_either_ends_the_session_for_both(pairing, bye, relaying):
         pairing.receive(y, "b")
         x.lines(), y.lines()
     pairing.receive(y, bye)
-    assert x.lines() == [f"Y: {bye}", "*** session over: client Y said Bye"]
-    assert y.lines() == ["*** session over: client Y said Bye"]
-    assert x.closed and y.closed
+    assert x.lines() == [f"Y: {bye}"]
+    assert y.lines() == []
+    assert x.said_bye("client Y said Bye") and y.said_bye("client Y said Bye")
     # The next two make a new pair; the old ones are forgotten.
     pairing.receive(x, "stale")
     pairing.leave(x)
@@ -174,8 +209,8 @@ def test_only_bye_itself_ends(pairing, text):
 def test_leaving_mid_session_tells_and_closes_the_other(pairing):
     x, y = pair_up(pairing)
     pairing.leave(x)
-    assert y.lines() == ["*** session over: client X left"]
-    assert y.closed and not x.closed  # x is gone already: nothing to close
+    assert y.said_bye("client X left")
+    assert not x.closed  # x is gone already: nothing to close
     assert x.lines() == []
     assert pairing.join(FakeClient()) == "X"
 
@@ -192,7 +227,7 @@ def test_bye_while_waiting_closes_only_that_client(pairing):
     pairing.join(x)
     x.lines()
     pairing.receive(x, "Bye")
-    assert x.lines() == ["*** bye"] and x.closed
+    assert x.said_bye("client X said Bye")
     assert pairing.join(FakeClient()) == "X"
 
 
@@ -288,10 +323,71 @@ def test_connection_lost_ends_the_session(factory):
     y, ty = connect(factory, 2)
     received(ty)
     x.connectionLost(None)
-    assert received(ty) == ["*** session over: client X left"]
-    assert ty.disconnecting
     third, t3 = connect(factory, 3)
     assert third.label == "X"
+    say_farewell(factory, ty, "client X left")
+
+
+def say_farewell(factory, transport, why):
+    """
+    Each time the transport drains, after the pause, one write alone: the
+    session-over line, then ``Bye``; then the close.
+    """
+    for data in (f"*** session over: {why}\r\n".encode(), b"Bye"):
+        assert transport.value() == b"" and not transport.disconnecting
+        transport.producer.resumeProducing()  # TCP does this once its buffer is empty
+        assert transport.producer is None  # unregistered, or it would keep a close back
+        factory.clock.advance(FAREWELL_PAUSE * 0.9)
+        assert transport.value() == b""
+        factory.clock.advance(FAREWELL_PAUSE * 0.2)
+        assert transport.value() == data
+        transport.clear()
+    assert transport.disconnecting and not transport.disconnected
+
+
+@pytest.mark.parametrize("who", ["X", "Y"])
+def test_bye_waits_for_the_drain_and_a_pause_then_each_write_alone(factory, who):
+    x, tx = connect(factory, 1)
+    y, ty = connect(factory, 2)
+    received(tx), received(ty)
+    (x if who == "X" else y).dataReceived(b"Bye")  # no newline
+    factory.clock.advance(FRAGMENT_DELAY)
+    assert received(tx) == ([] if who == "X" else ["Y: Bye"])
+    assert received(ty) == ([] if who == "Y" else ["X: Bye"])
+    for transport in (tx, ty):
+        say_farewell(factory, transport, f"client {who} said Bye")
+
+
+def test_end_of_input_after_bye_still_gets_the_farewell(factory):
+    x, tx = connect(factory, 1)
+    y, ty = connect(factory, 2)
+    received(tx)
+    x.dataReceived(b"Bye")
+    x.readConnectionLost()  # printf Bye | nc -N: the fragment ends with the input
+    say_farewell(factory, tx, "client X said Bye")
+
+
+def test_a_client_that_never_reads_its_last_lines_is_cut_off(factory):
+    x, tx = connect(factory, 1)
+    y, ty = connect(factory, 2)
+    x.dataReceived(b"Bye\n")
+    factory.clock.advance(FAREWELL_TIMEOUT - 1)
+    assert not tx.disconnecting
+    factory.clock.advance(1)
+    assert tx.disconnected  # aborted
+
+
+def test_leaving_during_the_pause_cancels_the_farewell(factory):
+    x, tx = connect(factory, 1)
+    y, ty = connect(factory, 2)
+    x.dataReceived(b"Bye\n")
+    tx.producer.resumeProducing()
+    received(tx)
+    waiting = len(factory.clock.getDelayedCalls())
+    x.connectionLost(None)
+    assert len(factory.clock.getDelayedCalls()) == waiting - 2  # the pause, the timeout
+    factory.clock.advance(FAREWELL_TIMEOUT)
+    assert tx.value() == b"" and not tx.disconnected
 
 
 def test_mode_option():

@@ -188,3 +188,21 @@ def test_an_over_limit_connection_is_closed_at_accept_time_without_a_line():
     refused.makeConnection(transport)
     assert transport.disconnecting and transport.value() == b""
     assert chat.connections.by_key == {"10.0.0.1": 1}
+def test_pair_mode_over_tls_ends_with_a_lone_bye(make_daemon, certificate):
+    """
+    The farewell's drain watch over TLS (a pull producer there is driven
+    by Twisted's TLS layer, not the socket's buffer): both still get the
+    session-over line, then ``Bye`` alone, then the close.
+    """
+    port = free_port()
+    d = make_daemon("--mode", "pair", *tls_args(certificate, port))
+    d.wait_log("Client X left before client Y connected")  # the start-up probe
+    x = TLSClient(port, certificate[0], greet=False)
+    d.wait_log("Accepted first connection, calling it client X", 2)
+    y = d.client(greet=False)
+    assert (x.line(), y.line()) == ("Client X has connected.", "Client Y has connected.")
+    y.say("Bye")
+    assert x.line() == "Y: Bye"
+    for client in (x, y):
+        assert client.line() == "*** session over: client Y said Bye"
+        assert client.closed() and client.buffer == b"Bye"
