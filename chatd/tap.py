@@ -132,6 +132,11 @@ class Options(usage.Options):
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          _seconds("tls-handshake-timeout")],
+        # --- the web client (chatd/web) ---
+        ["web-port", None, None,
+         "Serve the web client (page, WebSocket, files) on this HTTP port.", _port],
+        ["web-interface", None, "",
+         "Address for --web-port (default: all interfaces)."],
     ]
 
     optFlags = [
@@ -145,6 +150,8 @@ class Options(usage.Options):
     def __init__(self):
         usage.Options.__init__(self)
         self["listen"] = []
+        self["web-listen"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description):
         """
@@ -153,7 +160,49 @@ class Options(usage.Options):
         """
         self["listen"].extend(d.strip() for d in description.split(",") if d.strip())
 
+    # --- the web client (chatd/web) ---
+
+    def opt_web_listen(self, description):
+        """
+        Also serve the web client on this strports endpoint (repeatable),
+        e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem for https/wss.
+        """
+        self["web-listen"].extend(d.strip() for d in description.split(",") if d.strip())
+
+    def opt_web_origin(self, origin):
+        """
+        Let pages from this origin (scheme://host[:port], or * for any) use
+        the chat WebSocket; by default only the daemon's own page may
+        (repeatable).
+        """
+        from chatd.web.origins import check_origin
+
+        try:
+            self["web-origin"].append(check_origin(origin))
+        except ValueError as e:
+            raise usage.UsageError(f"--web-origin: {e}")
+
+    def web_descriptions(self):
+        """
+        The strports descriptions the web client listens on.
+        """
+        descriptions = list(self["web-listen"])
+        if self["web-port"] is not None:
+            descriptions.insert(0, endpoint_description(self["web-port"],
+                                                        self["web-interface"]))
+        return descriptions
+
+    def _check_web(self):
+        if self["web-port"] is None and (self["web-interface"] or self["web-origin"]) \
+                and not self["web-listen"]:
+            raise usage.UsageError("--web-interface and --web-origin need "
+                                   "--web-port or --web-listen")
+        if self.web_descriptions() and self["mode"] != "chat":
+            raise usage.UsageError("the web client (--web-port, --web-listen) "
+                                   "needs --mode chat")
+
     def postOptions(self):
+        self._check_web()
         for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
         if self["sendq"] < 4096:
@@ -290,4 +339,11 @@ def makeService(options, reactor=None):
             listener = HandshakeFirstFactory(factory, reactor,
                                              options["tls-handshake-timeout"])
         strports.service(description, listener, reactor=reactor).setServiceParent(top)
+    web = options.web_descriptions()
+    if web:
+        from chatd.web.site import make_site
+
+        site = make_site(factory, reactor, options["web-origin"])
+        for description in web:
+            strports.service(description, site, reactor=reactor).setServiceParent(top)
     return top
