@@ -39,6 +39,8 @@ class ChatSocketResource(WebSocketResource):
     """
 
     def render(self, request):
+        if request.postpath:
+            return resource.NoResource().render(request)
         request.channel.setTimeout(None)  # the chat has its own timers now
         return WebSocketResource.render(self, request)
 

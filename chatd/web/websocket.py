@@ -243,5 +243,5 @@ class ChatWebSocketFactory(WebSocketServerFactory):
         self.chat = chat
         self.clock = clock
         self.origins = frozenset(origins)
-        self.setProtocolOptions(maxFramePayloadSize=MAX_FRAME,
+        self.setProtocolOptions(webStatus=False, maxFramePayloadSize=MAX_FRAME,
                                 maxMessagePayloadSize=MAX_FRAME)
