@@ -47,12 +47,15 @@ class WebUser:
     One user on the chat WebSocket: ``line()`` is the next text frame.
     """
 
-    def __init__(self, daemon, origin=None, greet=True, timeout=5.0, source=None):
+    def __init__(self, daemon, origin=None, greet=True, timeout=5.0, **kw):
+        """
+        Connect (``kw``: more ``websocket.create_connection`` options) and,
+        with ``greet``, read the greeting and the guest name in it.
+        """
         self.timeout = timeout
         self.ws = websocket.create_connection(
             f"ws://127.0.0.1:{daemon.web_port}/ws", timeout=timeout,
-            origin=origin or daemon.url,
-            source_address=(source, 0) if source else None)
+            origin=origin or daemon.url, **kw)
         self.closed_with = None  # (code, reason) once the server closed
         self.name = None
         if greet:

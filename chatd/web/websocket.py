@@ -118,7 +118,7 @@ class ChatWebSocket(WebSocketServerProtocol):
     upload's bytes is decided when the protocol is ready for it.
     """
 
-    log = Logger()
+    _log = Logger()  # autobahn's own ``log`` stays: it filters its debug lines
     chat = None
     chat_transport = None
     frames = ()
@@ -128,7 +128,7 @@ class ChatWebSocket(WebSocketServerProtocol):
     def onConnect(self, request):
         host = request.headers.get("host", "")
         if not origin_allowed(request.headers.get("origin"), host, self.factory.origins):
-            self.log.info("refused a WebSocket from origin {origin}",
+            self._log.info("refused a WebSocket from origin {origin}",
                           origin=request.headers.get("origin"))
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN,
                                  "this page's origin may not use this chat server")
@@ -243,5 +243,8 @@ class ChatWebSocketFactory(WebSocketServerFactory):
         self.chat = chat
         self.clock = clock
         self.origins = frozenset(origins)
-        self.setProtocolOptions(webStatus=False, maxFramePayloadSize=MAX_FRAME,
+        # failByDrop off: a protocol error gets a close frame with its code
+        # (1007 bad UTF-8, 1009 too big) before the connection goes.
+        self.setProtocolOptions(webStatus=False, failByDrop=False,
+                                maxFramePayloadSize=MAX_FRAME,
                                 maxMessagePayloadSize=MAX_FRAME)
