@@ -71,12 +71,10 @@ class FrameTransport:
         if self._file:
             self.tcp.write(frame(BINARY, data))
             return
-        lines = data.split(CRLF)
-        lines.pop()  # what follows the last CRLF: nothing
-        for line in lines:
-            if line[:2] == b"! ":
-                self.last_error = line[2:]
-        self.tcp.write(b"".join([frame(TEXT, line) for line in lines]))
+        framed, error = self.socket.factory.frames(data)
+        if error is not None:
+            self.last_error = error
+        self.tcp.write(framed)
 
     def writeSequence(self, data):
         self.write(b"".join(data))
@@ -264,6 +262,26 @@ class ChatWebSocketFactory(WebSocketServerFactory):
         self.origins = frozenset(origins)
         # failByDrop off: a protocol error gets a close frame with its code
         # (1007 bad UTF-8, 1009 too big) before the connection goes.
+        self._last_lines = None  # the last lines framed, and their frames
+        self._last_frames = (b"", None)
         self.setProtocolOptions(webStatus=False, failByDrop=False,
                                 maxFramePayloadSize=MAX_FRAME,
                                 maxMessagePayloadSize=MAX_FRAME)
+
+    def frames(self, data):
+        """
+        CRLF-ended lines as text frames, and the last ``!`` line among
+        them (or ``None``).  A line to a room reaches every member in the
+        same reactor pass: the frames made for one are kept for the next.
+        """
+        if data == self._last_lines:
+            return self._last_frames
+        lines = data.split(CRLF)
+        lines.pop()  # what follows the last CRLF: nothing
+        error = None
+        for line in lines:
+            if line[:2] == b"! ":
+                error = line[2:]
+        result = (b"".join([frame(TEXT, line) for line in lines]), error)
+        self._last_lines, self._last_frames = data, result
+        return result
