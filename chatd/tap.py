@@ -135,8 +135,11 @@ class Options(usage.Options):
         # --- the web client (chatd/web) ---
         ["web-port", None, None,
          "Serve the web client (page, WebSocket, files) on this HTTP port.", _port],
+        ["web-tls-port", None, None,
+         "Serve the web client over https/wss on this port, with --tls-cert "
+         "and --tls-key.", _port],
         ["web-interface", None, "",
-         "Address for --web-port (default: all interfaces)."],
+         "Address for --web-port and --web-tls-port (default: all interfaces)."],
     ]
 
     optFlags = [
@@ -186,20 +189,28 @@ class Options(usage.Options):
         """
         The strports descriptions the web client listens on.
         """
-        descriptions = list(self["web-listen"])
+        descriptions = []
         if self["web-port"] is not None:
-            descriptions.insert(0, endpoint_description(self["web-port"],
-                                                        self["web-interface"]))
-        return descriptions
+            descriptions.append(endpoint_description(self["web-port"],
+                                                     self["web-interface"]))
+        if self["web-tls-port"] is not None:
+            from chatd.tls import tls_description
+
+            interface = self["web-interface"] or ("::" if _dual_stack() else "")
+            descriptions.append(tls_description(
+                self["web-tls-port"], self["tls-cert"],
+                self["tls-key"] or self["tls-cert"], interface))
+        return descriptions + self["web-listen"]
 
     def _check_web(self):
-        if self["web-port"] is None and (self["web-interface"] or self["web-origin"]) \
-                and not self["web-listen"]:
+        serving = (self["web-port"] is not None or self["web-tls-port"] is not None
+                   or self["web-listen"])
+        if not serving and (self["web-interface"] or self["web-origin"]):
             raise usage.UsageError("--web-interface and --web-origin need "
-                                   "--web-port or --web-listen")
-        if self.web_descriptions() and self["mode"] != "chat":
-            raise usage.UsageError("the web client (--web-port, --web-listen) "
-                                   "needs --mode chat")
+                                   "--web-port, --web-tls-port or --web-listen")
+        if serving and self["mode"] != "chat":
+            raise usage.UsageError("the web client (--web-port, --web-tls-port, "
+                                   "--web-listen) needs --mode chat")
 
     def postOptions(self):
         self._check_web()
@@ -209,14 +220,16 @@ class Options(usage.Options):
             raise usage.UsageError("--sendq must be at least 4K")
         if self["hash-memory"] < 8192:
             raise usage.UsageError("--hash-memory must be at least 8K")
-        if self["tls-port"] is None:
+        tls_port = next((f"--{o}" for o in ("tls-port", "web-tls-port")
+                         if self[o] is not None), None)
+        if tls_port is None:
             if self["tls-cert"] or self["tls-key"]:
                 raise usage.UsageError("--tls-cert and --tls-key need --tls-port")
         else:
             from chatd.tls import check_certificate
 
             if not self["tls-cert"]:
-                raise usage.UsageError("--tls-port needs --tls-cert FILE "
+                raise usage.UsageError(f"{tls_port} needs --tls-cert FILE "
                                        "(and --tls-key FILE)")
             check_certificate(self["tls-cert"], self["tls-key"] or self["tls-cert"])
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:

@@ -5,10 +5,15 @@ unknown paths, bad requests).
 """
 
 import hashlib
+import http.client
+import ssl
 
 import pytest
+import websocket
 
+from daemon import free_port
 from loopback import upload
+from test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
 from webclient import http_get, raw_http, web_daemon
 
 STRICT = {
@@ -117,3 +122,24 @@ def test_download_with_etag_range_and_disposition(web):
     assert status == 416
     status, _, body = http_get(web, "/files/other.bin")
     assert status == 404 and b"Traceback" not in body
+
+
+def test_https_and_wss_with_the_tls_certificate(make_daemon, certificate):
+    cert, key = certificate
+    port = free_port()
+    d = make_daemon("--web-tls-port", str(port), "--web-interface", "127.0.0.1",
+                    "--tls-cert", cert, "--tls-key", key)
+    context = ssl.create_default_context(cafile=cert)
+    conn = http.client.HTTPSConnection("localhost", port, timeout=5, context=context)
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    assert response.status == 200 and b"app.js" in response.read()
+    assert response.getheader("content-security-policy").startswith("default-src 'self'")
+    conn.close()
+    ws = websocket.create_connection(f"wss://localhost:{port}/ws", timeout=5,
+                                     origin=f"https://localhost:{port}",
+                                     sslopt={"ca_certs": cert})
+    assert ws.recv().startswith("*** Welcome")
+    ws.send("/who")
+    assert ws.recv().startswith("- online (")
+    ws.close()

@@ -65,8 +65,9 @@ def test_web_options():
 
 @pytest.mark.parametrize("args, message", [
     (["--web-port", "70000"], "--port must be from 0 to 65535"),
-    (["--web-interface", "127.0.0.1"], "need --web-port or --web-listen"),
-    (["--web-origin", "*"], "need --web-port or --web-listen"),
+    (["--web-interface", "127.0.0.1"], "need --web-port, --web-tls-port or --web-listen"),
+    (["--web-origin", "*"], "need --web-port, --web-tls-port or --web-listen"),
+    (["--web-tls-port", "8443"], "--web-tls-port needs --tls-cert"),
     (["--web-port", "8080", "--mode", "pair"], "needs --mode chat"),
 ])
 def test_bad_web_options(args, message):

@@ -115,7 +115,10 @@ class FrameTransport:
         return self.tcp.getHost()
 
     def getHandle(self):
-        return self.tcp.getHandle()
+        """
+        The socket (under the TLS layer, with https/wss).
+        """
+        return getattr(self.tcp, "transport", self.tcp).getHandle()
 
     def setTcpNoDelay(self, enabled):
         self.tcp.setTcpNoDelay(enabled)
@@ -159,8 +162,12 @@ class ChatWebSocket(WebSocketServerProtocol):
         except Exception:
             pass
         self.chat_transport = FrameTransport(self)
-        self.chat = self.factory.chat.buildProtocol(self.transport.getPeer())
-        self.chat.makeConnection(self.chat_transport)
+        try:
+            self.chat = self.factory.chat.buildProtocol(self.transport.getPeer())
+            self.chat.makeConnection(self.chat_transport)
+        except Exception:
+            self._log.failure("starting a WebSocket chat connection failed")
+            self.chat_transport.abortConnection()
 
     # --- frames in ----------------------------------------------------------
 
