@@ -194,12 +194,8 @@ class Options(usage.Options):
             descriptions.append(endpoint_description(self["web-port"],
                                                      self["web-interface"]))
         if self["web-tls-port"] is not None:
-            from chatd.tls import tls_description
-
-            interface = self["web-interface"] or ("::" if _dual_stack() else "")
-            descriptions.append(tls_description(
-                self["web-tls-port"], self["tls-cert"],
-                self["tls-key"] or self["tls-cert"], interface))
+            descriptions.append(tls_endpoint(self, self["web-tls-port"],
+                                             self["web-interface"]))
         return descriptions + self["web-listen"]
 
     def _check_web(self):
@@ -323,17 +319,23 @@ def listen_descriptions(options):
     """
     The strports descriptions to listen on: plain, TLS, then --listen.
     """
-    from chatd.tls import tls_description
-
     descriptions = []
     if not options["no-plain"]:
         descriptions.append(endpoint_description(options["port"], options["interface"]))
     if options["tls-port"] is not None:
-        interface = options["interface"] or ("::" if _dual_stack() else "")
-        descriptions.append(tls_description(
-            options["tls-port"], options["tls-cert"],
-            options["tls-key"] or options["tls-cert"], interface))
+        descriptions.append(tls_endpoint(options, options["tls-port"], options["interface"]))
     return descriptions + options["listen"]
+
+
+def tls_endpoint(options, port, interface):
+    """
+    The ``ssl:`` description for ``port`` with the --tls-cert/--tls-key
+    certificate, on ``interface`` ("" = all).
+    """
+    from chatd.tls import tls_description
+
+    return tls_description(port, options["tls-cert"], options["tls-key"] or options["tls-cert"],
+                           interface or ("::" if _dual_stack() else ""))
 
 
 def makeService(options, reactor=None):
