@@ -327,3 +327,37 @@ def test_phone_sized_screen(make_daemon, browser, tmp_path):
         assert phone.find_element(By.ID, element).rect["x"] < 390
     phone.save_screenshot(str(tmp_path / "web-client-phone.png"))
     assert severe_console(phone) == []
+
+
+def test_drag_and_drop_upload(make_daemon, browser):
+    d = web_daemon(make_daemon, "--rate", "0")
+    page = browser("page")
+    open_page(page, d)
+    nc = d.client()
+    # What a drop from the file manager delivers: a DragEvent with a File.
+    page.execute_script("""
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(70000).fill(65), 'tail'], 'dropped.txt'));
+        document.body.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true}));
+        document.body.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+    """)
+    wait_line(page, "stored dropped.txt: 70004 bytes")
+    nc.expect(lambda l: "shared dropped.txt" in l)
+    assert download(nc, "dropped.txt")[1] == b"A" * 70000 + b"tail"
+    assert severe_console(page) == []
+
+
+def test_login_required_then_register_in_the_page(make_daemon, browser):
+    d = web_daemon(make_daemon, "--require-login", "--hash-memory", "1M")
+    page = browser("page")
+    page.get(d.url + "/")
+    wait_line(page, "log in first")
+    assert page.find_element(By.ID, "whoami").text == ""
+    type_line(page, "/register webuser s3cret-pass")
+    wait_line(page, "registered and logged in as webuser")
+    wait_for(page, lambda dr: dr.find_element(By.ID, "whoami").text == "you are webuser",
+             "the page did not take the account's name")
+    wait_for(page, lambda dr: dr.find_element(By.ID, "who").text == "webuser",
+             "the who list was not asked for after logging in")
+    assert "s3cret-pass" not in page.find_element(By.ID, "messages").text
+    assert severe_console(page) == []

@@ -167,19 +167,21 @@
     let m;
     if (p.kind === "notice") {
       const t = p.text;
-      if ((m = /\byou are (\S+?);/.exec(t)) && t.startsWith("Welcome to ")) {
-        setMe(m[1]);
+      if (t.startsWith("Welcome to ")) {
         const server = /^Welcome to (.*?): /.exec(t);
         if (server) { $("server").textContent = server[1]; document.title = server[1]; }
-        request("who");
-        request("files");
-        request("rooms");
-        const wanted = sessionStorage.getItem("chatd-name");
-        if (wanted && wanted !== me) send("/nick " + wanted);
+        if ((m = /\byou are (\S+?);/.exec(t))) {  // else: --require-login, not in yet
+          setMe(m[1]);
+          joinedRoom();
+          const wanted = sessionStorage.getItem("chatd-name");
+          if (wanted && wanted !== me) send("/nick " + wanted);
+        }
       } else if ((m = /^(\S+) is now known as (\S+)$/.exec(t))) {
         renamed(m[1], m[2]);
       } else if ((m = /^(?:registered and )?logged in as (\S+)$/.exec(t))) {
+        const first = me === null;
         renamed(me, m[1]);
+        if (first) joinedRoom();
       } else if ((m = /^(\S+) joined$/.exec(t))) {
         if (!online.includes(m[1])) online.push(m[1]);
         renderWho();
@@ -211,6 +213,12 @@
       if (upload && !upload.done) finishUpload(false, p.text);
     }
     return false;
+  }
+
+  function joinedRoom() {
+    request("who");
+    request("files");
+    request("rooms");
   }
 
   function showRooms(text) {
@@ -263,6 +271,7 @@
     };
     ws.onclose = (event) => {
       ws = null;
+      setMe(null);
       if (upload && !upload.done) finishUpload(false, "connection lost");
       const why = event.reason ? ` (${event.reason})` : "";
       const wait = backoff;
