@@ -155,7 +155,8 @@ class ChatWebSocket(WebSocketServerProtocol):
         return None
 
     def onOpen(self):
-        self.frames = collections.deque()
+        # The handshake's text is not needed again: an idle user costs less.
+        self.http_headers, self.http_request_data, self.http_response_data = {}, b"", b""
         try:
             # The HTTP channel that handed us the connection was its producer.
             self.transport.unregisterProducer()
@@ -174,6 +175,11 @@ class ChatWebSocket(WebSocketServerProtocol):
     def onMessage(self, payload, isBinary):
         if self.chat is None or self.chat_transport.disconnecting:
             return
+        if not self.frames and not self.chat.paused:
+            self._feed(payload, isBinary)
+            return
+        if not self.frames:
+            self.frames = collections.deque()
         self.frames.append((payload, isBinary))
         self._drain()
 
@@ -182,6 +188,8 @@ class ChatWebSocket(WebSocketServerProtocol):
         while self.frames and not chat.paused and not self.chat_transport.disconnecting:
             payload, binary = self.frames.popleft()
             self._feed(payload, binary)
+        if not self.frames:
+            self.frames = ()  # most users never wait: no deque each
 
     def _feed(self, payload, binary):
         """
