@@ -160,3 +160,13 @@ def test_pacing_applies_to_frames(make_daemon):
     got = [tcp.expect("<").split("> ")[1] for _ in range(6)]
     assert got == [f"m{i}" for i in range(6)]
 
+
+
+def test_quit_closes_normally_even_after_an_error(make_daemon):
+    d = web_daemon(make_daemon)
+    web = WebUser(d)
+    web.say("/frobnicate")
+    assert web.line().startswith("! unknown command")
+    web.say("/quit")
+    assert web.line() == "*** bye"
+    assert web.closed() == (1000, "")

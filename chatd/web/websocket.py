@@ -9,7 +9,6 @@ back into frames.
 
 import collections
 
-import txaio
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -59,7 +58,7 @@ class FrameTransport:
         self.tcp = socket.transport
         self.disconnecting = False
         self._file = False  # a file is being sent: write binary frames
-        self.last_error = None  # the last "!" line written, for a close reason
+        self.last_error = None  # the last line written, if an error: the close reason
 
     @property
     def connected(self):
@@ -71,9 +70,7 @@ class FrameTransport:
         if self._file:
             self.tcp.write(frame(BINARY, data))
             return
-        framed, error = self.socket.factory.frames(data)
-        if error is not None:
-            self.last_error = error
+        framed, self.last_error = self.socket.factory.frames(data)
         self.tcp.write(framed)
 
     def writeSequence(self, data):
@@ -243,7 +240,7 @@ class ChatWebSocket(WebSocketServerProtocol):
     def close(self, reason=None):
         """
         The chat protocol is done with this connection: a clean close,
-        with the last error line as the reason if there was one.
+        with the error it said last, if its last line was one, as the reason.
         """
         if reason is None:
             self.sendClose(CLOSE_NORMAL)
@@ -269,34 +266,30 @@ class ChatWebSocketFactory(WebSocketServerFactory):
     protocol = ChatWebSocket
 
     def __init__(self, chat, clock, origins=()):
-        # autobahn logs every frame at debug level, which twistd would print.
-        txaio.set_global_log_level("info")
         WebSocketServerFactory.__init__(self, reactor=clock)
         self.chat = chat
         self.clock = clock
         self.origins = frozenset(origins)
-        # failByDrop off: a protocol error gets a close frame with its code
-        # (1007 bad UTF-8, 1009 too big) before the connection goes.
         self._last_lines = None  # the last lines framed, and their frames
         self._last_frames = (b"", None)
+        # failByDrop off: a protocol error gets a close frame with its code
+        # (1007 bad UTF-8, 1009 too big) before the connection goes.
         self.setProtocolOptions(webStatus=False, failByDrop=False,
                                 maxFramePayloadSize=MAX_FRAME,
                                 maxMessagePayloadSize=MAX_FRAME)
 
     def frames(self, data):
         """
-        CRLF-ended lines as text frames, and the last ``!`` line among
-        them (or ``None``).  A line to a room reaches every member in the
-        same reactor pass: the frames made for one are kept for the next.
+        CRLF-ended lines as text frames, and the text of the last line if
+        it is an error (``! ...``), else ``None``.  A line to a room reaches
+        every member in the same reactor pass: the frames made for one are
+        kept for the next.
         """
         if data == self._last_lines:
             return self._last_frames
         lines = data.split(CRLF)
         lines.pop()  # what follows the last CRLF: nothing
-        error = None
-        for line in lines:
-            if line[:2] == b"! ":
-                error = line[2:]
+        error = lines[-1][2:] if lines and lines[-1][:2] == b"! " else None
         result = (b"".join([frame(TEXT, line) for line in lines]), error)
         self._last_lines, self._last_frames = data, result
         return result
