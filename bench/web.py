@@ -40,7 +40,8 @@ def parse_args(argv=None):
         p.add_argument("--" + key, type=type(value), default=None,
                        help=f"default {value} (quick: {QUICK[key]})")
     p.add_argument("--output", default=str(RESULTS / "web"))
-    args = p.parse_args(argv)
+    # `make bench` passes bench.run's BENCH_ARGS here too: take --quick and ours.
+    args, _ = p.parse_known_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
