@@ -39,7 +39,8 @@ def parse_args(argv=None):
     for key, value in FULL.items():
         p.add_argument("--" + key, type=type(value), default=None,
                        help=f"default {value} (quick: {QUICK[key]})")
-    p.add_argument("--output", default=str(RESULTS / "web"))
+    p.add_argument("--web-output", default=str(RESULTS / "web"),
+                   help="results path without suffix (not --output: that is bench.run's)")
     # `make bench` passes bench.run's BENCH_ARGS here too: take --quick and ours.
     args, _ = p.parse_known_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
@@ -166,7 +167,7 @@ def main(argv=None):
             results["p99_ratio"] = round(mixed["latency"]["p99_ms"] / tcp["latency"]["p99_ms"], 2)
             results["p99_target_met"] = results["p99_ratio"] <= P99_TARGET and all(
                 r.get("lost_deliveries") == 0 for r in results["rooms"]["mixed"])
-        out = Path(args.output)
+        out = Path(args.web_output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str) + "\n")
         out.with_suffix(".md").write_text(markdown(results))
