@@ -92,7 +92,8 @@ async def chat_scenario(server, mode, spec, result):
     Run one chat scenario against a started server, filling ``result`` as it
     goes (so a timeout keeps what was measured).
     """
-    gen = loadgen.Generator("127.0.0.1", server.port, mode=mode, pad=spec.get("pad", 32))
+    make_generator = spec.get("generator", loadgen.Generator)  # bench/web.py: a mixed one
+    gen = make_generator("127.0.0.1", server.port, mode=mode, pad=spec.get("pad", 32))
     pid = server.pid
     kind = spec["kind"]
     clients = spec["clients"]

@@ -134,6 +134,14 @@ class Options(usage.Options):
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          _seconds("tls-handshake-timeout")],
+        # --- the web client (chatd/web) ---
+        ["web-port", None, None,
+         "Serve the web client (page, WebSocket, files) on this HTTP port.", _port],
+        ["web-tls-port", None, None,
+         "Serve the web client over https/wss on this port, with --tls-cert "
+         "and --tls-key.", _port],
+        ["web-interface", None, "",
+         "Address for --web-port and --web-tls-port (default: all interfaces)."],
     ]
 
     optFlags = [
@@ -147,6 +155,8 @@ class Options(usage.Options):
     def __init__(self):
         usage.Options.__init__(self)
         self["listen"] = []
+        self["web-listen"] = []
+        self["web-origin"] = []
 
     def opt_listen(self, description):
         """
@@ -155,21 +165,69 @@ class Options(usage.Options):
         """
         self["listen"].extend(d.strip() for d in description.split(",") if d.strip())
 
+    # --- the web client (chatd/web) ---
+
+    def opt_web_listen(self, description):
+        """
+        Also serve the web client on this strports endpoint (repeatable),
+        e.g. ssl:8443:privateKey=key.pem:certKey=cert.pem for https/wss.
+        """
+        self["web-listen"].extend(d.strip() for d in description.split(",") if d.strip())
+
+    def opt_web_origin(self, origin):
+        """
+        Let pages from this origin (scheme://host[:port], or * for any) use
+        the chat WebSocket; by default only the daemon's own page may
+        (repeatable).
+        """
+        from chatd.web.origins import check_origin
+
+        try:
+            self["web-origin"].append(check_origin(origin))
+        except ValueError as e:
+            raise usage.UsageError(f"--web-origin: {e}")
+
+    def web_descriptions(self):
+        """
+        The strports descriptions the web client listens on.
+        """
+        descriptions = []
+        if self["web-port"] is not None:
+            descriptions.append(endpoint_description(self["web-port"],
+                                                     self["web-interface"]))
+        if self["web-tls-port"] is not None:
+            descriptions.append(tls_endpoint(self, self["web-tls-port"],
+                                             self["web-interface"]))
+        return descriptions + self["web-listen"]
+
+    def _check_web(self):
+        serving = (self["web-port"] is not None or self["web-tls-port"] is not None
+                   or self["web-listen"])
+        if not serving and (self["web-interface"] or self["web-origin"]):
+            raise usage.UsageError("--web-interface and --web-origin need "
+                                   "--web-port, --web-tls-port or --web-listen")
+        if serving and self["mode"] != "chat":
+            raise usage.UsageError("the web client (--web-port, --web-tls-port, "
+                                   "--web-listen) needs --mode chat")
+
     def postOptions(self):
+        self._check_web()
         for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
         if self["sendq"] < 4096:
             raise usage.UsageError("--sendq must be at least 4K")
         if self["hash-memory"] < 8192:
             raise usage.UsageError("--hash-memory must be at least 8K")
-        if self["tls-port"] is None:
+        tls_port = next((f"--{o}" for o in ("tls-port", "web-tls-port")
+                         if self[o] is not None), None)
+        if tls_port is None:
             if self["tls-cert"] or self["tls-key"]:
                 raise usage.UsageError("--tls-cert and --tls-key need --tls-port")
         else:
             from chatd.tls import check_certificate
 
             if not self["tls-cert"]:
-                raise usage.UsageError("--tls-port needs --tls-cert FILE "
+                raise usage.UsageError(f"{tls_port} needs --tls-cert FILE "
                                        "(and --tls-key FILE)")
             check_certificate(self["tls-cert"], self["tls-key"] or self["tls-cert"])
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
@@ -264,17 +322,23 @@ def listen_descriptions(options):
     """
     The strports descriptions to listen on: plain, TLS, then --listen.
     """
-    from chatd.tls import tls_description
-
     descriptions = []
     if not options["no-plain"]:
         descriptions.append(endpoint_description(options["port"], options["interface"]))
     if options["tls-port"] is not None:
-        interface = options["interface"] or ("::" if _dual_stack() else "")
-        descriptions.append(tls_description(
-            options["tls-port"], options["tls-cert"],
-            options["tls-key"] or options["tls-cert"], interface))
+        descriptions.append(tls_endpoint(options, options["tls-port"], options["interface"]))
     return descriptions + options["listen"]
+
+
+def tls_endpoint(options, port, interface):
+    """
+    The ``ssl:`` description for ``port`` with the --tls-cert/--tls-key
+    certificate, on ``interface`` ("" = all).
+    """
+    from chatd.tls import tls_description
+
+    return tls_description(port, options["tls-cert"], options["tls-key"] or options["tls-cert"],
+                           interface or ("::" if _dual_stack() else ""))
 
 
 def makeService(options, reactor=None):
@@ -293,4 +357,11 @@ def makeService(options, reactor=None):
             listener = HandshakeFirstFactory(factory, reactor,
                                              options["tls-handshake-timeout"])
         strports.service(description, listener, reactor=reactor).setServiceParent(top)
+    web = options.web_descriptions()
+    if web:
+        from chatd.web.site import make_site
+
+        site = make_site(factory, reactor, options["web-origin"])
+        for description in web:
+            strports.service(description, site, reactor=reactor).setServiceParent(top)
     return top
