@@ -13,7 +13,6 @@ import websocket
 
 from daemon import free_port
 from loopback import upload
-from test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
 from webclient import http_get, raw_http, web_daemon
 
 STRICT = {
