@@ -12,6 +12,9 @@ from typing import Optional
 # overflows it and waits out SYN retries (1 s, 3 s, 7 s...).  The kernel caps
 # this at net.core.somaxconn.
 BACKLOG = 4096
+# Downloads one connection may queue behind the one being sent; a queued
+# download holds no open file, only its place in line.
+QUEUED_DOWNLOADS = 4
 
 
 @dataclass

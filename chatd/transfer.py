@@ -56,6 +56,7 @@ class TransferReceiver(LineReceiver):
     _skipped = 0
     _held = None  # lines (bytes) and files (tuples) waiting behind a file
     _held_lines = 0
+    _held_files = 0
     _held_bytes = 0
     _close_when_sent = False
     _pauses = None  # reasons input is paused (pacing, an upload committing)
@@ -257,18 +258,35 @@ class TransferReceiver(LineReceiver):
             self.transport.loseConnection()
             self._direct = False
 
+    @property
+    def files_queued(self):
+        """
+        Files waiting behind the one being sent.
+        """
+        return self._held_files
+
     def send_file(self, header, source, transform=None, done=None):
         """
-        Send the ``header`` line then every byte of the open file ``source``
-        with ``FileSender`` (a pull producer: a slow reader slows it, nothing
-        piles up); queued behind a file already being sent.  ``done(result)``
-        is called when it is out (or failed).
+        Send the ``header`` line then every byte of ``source`` with
+        ``FileSender`` (a pull producer: a slow reader slows it, nothing
+        piles up); queued behind a file already being sent.  ``source`` is
+        an open file or a function that opens one, called only when the
+        transfer starts (so queued files hold no descriptor); a
+        ``ChatError`` it raises is sent as one ``!`` line instead.
+        ``done(result)`` is called when it is out (or failed).
         """
         if self._sending_file:
             self._held.append((header, source, transform, done))
+            self._held_files += 1
             return
         if self._held is None:
             self._held = collections.deque()
+        if callable(source):
+            try:
+                source = source()
+            except grammar.ChatError as e:
+                self.send(grammar.error(e.message))
+                return
         self._flush_queue()
         if self._flow is not None:
             self.transport.unregisterProducer()
@@ -299,6 +317,7 @@ class TransferReceiver(LineReceiver):
                 self._held_bytes -= len(item)
                 self.deliver(item)
             else:
+                self._held_files -= 1
                 self.send_file(*item)
         if self._close_when_sent and not self._sending_file:
             self.close_when_sent()

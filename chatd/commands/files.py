@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from chatd import grammar
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
+from chatd.limits import QUEUED_DOWNLOADS
 
 COMMANDS = []
 command = collector(COMMANDS)
@@ -85,8 +86,18 @@ def download(conn, name):
     if not name:
         raise ChatError("usage: /download NAME")
     entry = conn.store.find(name)
+    if conn.files_queued >= QUEUED_DOWNLOADS:
+        raise ChatError("too many downloads queued")
+    conn.send_file(grammar.file_header(entry.size, entry.sha256, entry.name),
+                   lambda: _open(conn, entry))
+
+
+def _open(conn, entry):
+    """
+    Open a stored file when its transfer starts (it may have been replaced
+    or dropped while it waited).
+    """
     try:
-        source = open(conn.store.path(entry).path, "rb")
+        return open(conn.store.path(entry).path, "rb")
     except OSError:
-        raise ChatError(f"no such file: {name}")
-    conn.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)
+        raise ChatError(f"no such file: {entry.name}")
