@@ -25,6 +25,7 @@ from twisted.python.filepath import FilePath
 from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.incoming import IncomingFile
+from chatd.limits import UploadSpace
 
 INDEX = "index.json"
 
@@ -81,6 +82,7 @@ class Upload(IncomingFile):
 
     def __init__(self, store, name, size, uploader, expected_sha256=None):
         self.store = store
+        self.release = None  # gives back its upload space, once
         self.name = name
         self.size = size
         self.uploader = uploader
@@ -94,6 +96,15 @@ class Upload(IncomingFile):
         self._throttled = False
         temp = store.tmp.child(self.id + ".part").path
         IncomingFile.__init__(self, temp, open(temp, "wb"))
+
+    def _ended(self):
+        release, self.release = self.release, None
+        if release is not None:
+            release()
+
+    def abort(self):
+        IncomingFile.abort(self)
+        self._ended()
 
     def write(self, data):
         self.received += len(data)
@@ -154,7 +165,12 @@ class Upload(IncomingFile):
         Verify, fsync (off the reactor thread) and commit.  Fires with
         ``(StoredFile, [removed StoredFile])`` or fails with ``ChatError``.
         """
-        return self._idle().addCallback(lambda _: self._commit())
+        d = self._idle().addCallback(lambda _: self._commit())
+
+        def ended(result):
+            self._ended()
+            return result
+        return d.addBoth(ended)
 
     def _commit(self):
         if self.error is not None:
@@ -189,12 +205,14 @@ class FileStore:
     log = Logger()
 
     def __init__(self, directory, keep=5, max_size=50 * 1024**2,
-                 blocking=defer.maybeDeferred, clock=time.time):
+                 blocking=defer.maybeDeferred, clock=time.time, upload_space=None):
         self.root = FilePath(os.fspath(directory))
         self.files = self.root.child("files")
         self.tmp = self.root.child("tmp")
         self.keep = keep
         self.max_size = max_size
+        self.space = UploadSpace(4 * max_size if upload_space is None else upload_space,
+                                 format_size=grammar.format_size)
         self.blocking = blocking
         self.clock = clock
         for folder in (self.root, self.files, self.tmp):
@@ -254,20 +272,27 @@ class FileStore:
 
     # --- the store --------------------------------------------------------
 
-    def begin(self, name, size, uploader, sha256=None):
+    def begin(self, name, size, uploader, sha256=None, source=None):
         """
         Start an upload, or refuse it (``ChatError``) before any byte is
-        stored.
+        stored: over the size limit, or no upload space left (in all, or
+        for ``source``, the uploader's address key).
         """
         if size > self.max_size:
             raise ChatError(
                 f"file too large: {name} is {grammar.format_size(size)} "
                 f"({size} bytes); the limit is {grammar.format_size(self.max_size)} "
                 f"({self.max_size} bytes)")
+        refusal = self.space.reserve(source, size)
+        if refusal is not None:
+            raise ChatError(refusal)
         try:
-            return Upload(self, name, size, uploader, sha256)
+            upload = Upload(self, name, size, uploader, sha256)
         except OSError as e:
+            self.space.release(source, size)
             raise ChatError(f"could not store {name}: {_describe(e)}")
+        upload.release = lambda: self.space.release(source, size)
+        return upload
 
     def commit(self, upload, digest):
         """

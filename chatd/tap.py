@@ -95,6 +95,10 @@ class Options(usage.Options):
         ["max-file-size", None, "50M",
          "Largest file accepted (bytes, or with a K/M/G suffix).",
          _size("max-file-size")],
+        ["max-upload-space", None, None,
+         "Bytes of uploads in progress at once, in all (default: 4 times "
+         "--max-file-size); an upload over it is refused before any byte is "
+         "stored.", _size("max-upload-space")],
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
@@ -156,6 +160,10 @@ class Options(usage.Options):
     def postOptions(self):
         for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
+        if self["max-upload-space"] is None:
+            self["max-upload-space"] = 4 * self["max-file-size"]
+        elif self["max-upload-space"] < self["max-file-size"]:
+            raise usage.UsageError("--max-upload-space must be at least --max-file-size")
         if self["sendq"] < 4096:
             raise usage.UsageError("--sendq must be at least 4K")
         if self["hash-memory"] < 8192:
@@ -234,7 +242,8 @@ def makeFactory(options, reactor, accounts=None):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     store = FileStore(options["data-dir"], keep=options["keep-files"],
-                      max_size=options["max-file-size"], blocking=blocking)
+                      max_size=options["max-file-size"], blocking=blocking,
+                      upload_space=options["max-upload-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),

@@ -27,6 +27,12 @@ def test_defaults():
     assert options["data-dir"] == "chatd-data"
     assert options["keep-files"] == 5
     assert options["max-file-size"] == 50 * 1024**2
+    assert options["max-upload-space"] == 200 * 1024**2
+
+
+def test_max_upload_space():
+    assert parse("--max-file-size", "1M")["max-upload-space"] == 4 * 2**20
+    assert parse("--max-file-size", "1M", "--max-upload-space", "1M")["max-upload-space"] == 2**20
 
 
 def test_values():
@@ -58,6 +64,9 @@ def test_max_file_size(size, expected):
     (["--max-file-size", "1.5M"], "--max-file-size must be a byte count"),
     (["--max-file-size", "10X"], "--max-file-size must be a byte count"),
     (["--keep-files", "0"], "--keep-files must be at least 1"),
+    (["--max-upload-space", "lots"], "--max-upload-space must be a byte count"),
+    (["--max-file-size", "2M", "--max-upload-space", "1M"],
+     "--max-upload-space must be at least --max-file-size"),
     (["--keep-files", "many"], "--keep-files must be a whole number"),
     (["--no-such-option"], "no-such-option"),
 ])

@@ -35,7 +35,8 @@ def upload(conn, arg):
     request = grammar.parse_upload(arg)
     try:
         name = grammar.check_filename(request.name)
-        incoming = conn.store.begin(name, request.size, conn.name, request.sha256)
+        incoming = conn.store.begin(name, request.size, conn.name, request.sha256,
+                                    conn.address_key)
     except ChatError:
         # The declared bytes follow anyway: swallow them, never as chat.
         conn.receive_raw(request.size, None)

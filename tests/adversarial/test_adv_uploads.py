@@ -351,3 +351,68 @@ def test_kill9_mid_upload_leaves_an_intact_store(make_daemon, tmp_path, figure):
         outcomes.append(name in listed)
         assert {"a.bin", "b.txt"} <= set(listed)
     figure("racing uploads listed after kill -9 (delays 0, 5, 20 ms)", str(outcomes))
+
+
+# --- space for uploads in progress -----------------------------------------
+
+
+def _part_bytes(data_dir):
+    return sum(p.stat().st_size for p in (data_dir / "tmp").iterdir())
+
+
+def test_upload_space_and_uploads_per_address(make_daemon, figure):
+    """
+    ``--max-upload-space 192K`` with 64 KiB files: three uploads in progress
+    fill it; one address has at most two at once.  Refusals come before any
+    byte is stored and their bytes are swallowed, never chat.
+    """
+    d = make_daemon("--rate", "0", "--max-file-size", "64K",
+                    "--max-upload-space", "192K")
+    watcher = AdvClient(d.port, source="127.0.0.9")
+    a1, a2, a3 = (AdvClient(d.port, source="127.0.0.2") for _ in range(3))
+    b1, c1 = AdvClient(d.port, source="127.0.0.3"), AdvClient(d.port, source="127.0.0.4")
+    for c in (watcher, a1, a2, a3, b1, c1):
+        c.sync()
+    size = 64 * 1024
+    data = {c: os.urandom(size) for c in (a1, a2, a3, b1, c1)}
+    # Three uploads under way (half their bytes sent): 192 KiB reserved.
+    for c in (a1, a2, b1):
+        c.send(b"/upload %s.bin %d\n" % (c.name.encode(), size) + data[c][:size // 2])
+    assert wait_until(lambda: _part_bytes(d.data_dir) >= 3 * size // 2), "uploads did not start"
+
+    a3.send(b"/upload a3.bin %d\n" % size + data[a3] + b"not chat\n")
+    answer = a3.expect("! ")
+    assert answer == "! too many uploads in progress from your address (limit 2); " \
+                     "try again when one is done", answer
+    c1.send(b"/upload c1.bin %d\n" % size + data[c1] + b"not chat either\n")
+    answer = c1.expect("! ")
+    figure("refusal", answer)
+    assert answer == ("! no room for uploads right now: 192 KiB of uploads in progress "
+                      "(limit 192 KiB); try again in a moment"), answer
+    seen = watcher.sync()
+    assert [l for l in seen if "not chat" in l] == [f"<{a3.name}> not chat",
+                                                   f"<{c1.name}> not chat either"], seen
+    assert len(list((d.data_dir / "tmp").iterdir())) == 3  # nothing stored for them
+
+    # One finishes: there is room again, for that address too.
+    a1.send(data[a1][size // 2:])
+    assert a1.expect("*** stored ").startswith(f"*** stored {a1.name}.bin")
+    assert upload(c1, "c1.bin", data[c1]).startswith("*** stored c1.bin")
+    for c in (a2, b1):
+        c.send(data[c][size // 2:])
+        assert c.expect("*** stored ").startswith(f"*** stored {c.name}.bin")
+    assert upload(a3, "a3.bin", data[a3]).startswith("*** stored a3.bin")
+    assert os.listdir(d.data_dir / "tmp") == []
+
+
+def test_upload_space_is_freed_by_a_cut_off_upload(make_daemon):
+    d = make_daemon("--rate", "0", "--max-file-size", "64K",
+                    "--max-upload-space", "64K")
+    u, w = AdvClient(d.port), AdvClient(d.port, source="127.0.0.2")
+    w.sync()
+    u.send(b"/upload cut.bin 65536\n" + b"x" * 1000)
+    assert wait_until(lambda: os.listdir(d.data_dir / "tmp"))  # under way
+    assert upload(w, "w.bin", b"w" * 10).startswith("! no room for uploads right now")
+    u.close()
+    assert wait_until(lambda: not os.listdir(d.data_dir / "tmp"))
+    assert upload(w, "w.bin", b"w" * 10).startswith("*** stored w.bin")
