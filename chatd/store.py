@@ -188,10 +188,7 @@ class Upload(IncomingFile):
             self.abort()
             raise ChatError(f"could not store {self.name}: {_describe(failure.value)}")
 
-        d = self.store.blocking(self.close, True)
-        d.addCallback(lambda _: self.store.commit(self, digest))
-        d.addErrback(failed)
-        return d
+        return self.store.commit(self, digest).addErrback(failed)
 
 
 class FileStore:
@@ -214,6 +211,7 @@ class FileStore:
         self.space = UploadSpace(4 * max_size if upload_space is None else upload_space,
                                  format_size=grammar.format_size)
         self.blocking = blocking
+        self._commits = defer.DeferredLock()
         self.clock = clock
         for folder in (self.root, self.files, self.tmp):
             if not folder.isdir():
@@ -296,30 +294,45 @@ class FileStore:
 
     def commit(self, upload, digest):
         """
-        Move a finished upload into place and make it the newest file.
-        Returns ``(StoredFile, removed)``.
+        Move a finished upload into place and make it the newest file: its
+        bytes are fsynced, renamed into ``files/``, then the index written,
+        all through ``blocking`` (never on the reactor thread), one commit
+        at a time.  Fires with ``(StoredFile, removed)``.
         """
+        return self._commits.run(self._commit, upload, digest)
+
+    def _commit(self, upload, digest):
         entry = StoredFile(upload.id, upload.name, upload.size, digest,
                            upload.uploader, self.clock())
+        others = [e for e in self.entries if e.name != entry.name]
+        entries = ([entry] + others)[:self.keep]
+        dropped = [e for e in self.entries if e not in entries]
+        removed = [e for e in others if e not in entries]
+
+        def committed(_):
+            self.entries = entries
+            return entry, removed
+        d = self.blocking(self._persist, upload, entry, entries, dropped)
+        return d.addCallback(committed)
+
+    def _persist(self, upload, entry, entries, dropped):
+        """
+        In a worker thread: the crash-safe order (bytes, rename, index),
+        then the files no longer listed go.
+        """
+        upload.close(True)
         target = self.files.child(entry.id)
         os.replace(upload.temp, target.path)
-        replaced = [e for e in self.entries if e.name == entry.name]
-        others = [e for e in self.entries if e.name != entry.name]
-        entries = [entry] + others
-        removed = entries[self.keep:]
-        entries = entries[:self.keep]
         try:
             self._write_index(entries)
         except OSError:
             target.remove()
             raise
-        self.entries = entries
-        for old in replaced + removed:
+        for old in dropped:
             try:
                 self.files.child(old.id).remove()
             except OSError:
                 pass
-        return entry, removed
 
     def find(self, name):
         for entry in self.entries:

@@ -209,14 +209,75 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
     fired = []
     done.addBoth(lambda result: fired.append(result) or result)
     ran = []
-    while pending:  # the worker's write, then the fsync
+    while pending:  # the worker's write, then the fsync, rename and index
         assert store.entries == [] and fired == []
         d, f, args = pending.pop(0)
         ran.append(f)
         d.callback(f(*args))
-    assert ran == [upload._store_chunks, upload.close]
+    assert ran == [upload._store_chunks, store._persist]
     entry, removed = result_of(done)
     assert names(store) == ["slow"] and removed == []
+
+
+def test_commit_syncs_off_the_reactor_thread_in_order(data_dir, monkeypatch):
+    """
+    Every fsync of a commit (the bytes, the index, the directory) runs
+    inside ``blocking`` (a thread in the daemon), in the crash-safe order:
+    bytes, rename into files/, index, directory.
+    """
+    inside = [False]
+    events = []
+
+    def blocking(f, *args):
+        inside[0] = True
+        try:
+            return defer.maybeDeferred(f, *args)
+        finally:
+            inside[0] = False
+
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("fsync", os.path.relpath(path, data_dir), inside[0]))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.relpath(dst, data_dir), inside[0]))
+        return real_replace(src, dst)
+
+    store = FileStore(data_dir, blocking=blocking)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    entry, _ = put(store, "a", b"abc")
+    monkeypatch.undo()
+    part = f"tmp/{entry.id}.part"
+    assert [e[:2] for e in events] == [
+        ("fsync", part), ("rename", f"files/{entry.id}"), ("fsync", "index.json.tmp"),
+        ("rename", "index.json"), ("fsync", ".")]
+    assert all(on_worker for _, _, on_worker in events), events
+
+
+def test_commits_in_flight_at_once_are_both_listed(data_dir):
+    pending = []
+
+    def blocking(f, *args):
+        d = defer.Deferred()
+        pending.append((d, f, args))
+        return d
+
+    store = FileStore(data_dir, blocking=blocking)
+    uploads = [store.begin(name, 1, "alice") for name in ("one", "two")]
+    done = []
+    for upload in uploads:
+        upload.write(b"x")
+        done.append(upload.finish())
+    while pending:
+        d, f, args = pending.pop(0)
+        d.callback(f(*args))
+    assert [result_of(d)[0].name for d in done] == ["one", "two"]
+    assert names(store) == ["two", "one"]
+    assert names(FileStore(data_dir)) == ["two", "one"]
 
 
 def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
