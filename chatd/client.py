@@ -113,6 +113,7 @@ class ChatClient(TransferReceiver):
         self._quit_sent = False
         self._quit_timer = None
         self._timed_out = False
+        self._refused_server = False  # it sent a file we did not ask for
 
     # --- connection -------------------------------------------------------
 
@@ -137,6 +138,8 @@ class ChatClient(TransferReceiver):
         return bool(self._download or self._uploading)
 
     def dataReceived(self, data):
+        if self._refused_server:
+            return
         self._touch()
         TransferReceiver.dataReceived(self, data)
 
@@ -380,7 +383,16 @@ class ChatClient(TransferReceiver):
 
     def _receive_file(self, header):
         name, size = header.text, header.size
-        directory, filename = self._take_pending(name) or (".", name)
+        where = self._take_pending(name)
+        if where is None:
+            # Never write what we did not ask for; its bytes would follow as
+            # lines, so nothing more from this server is read.
+            self._failed(f"the server sent a file nobody asked for ({name!r}); "
+                         f"closing the connection")
+            self._refused_server = True
+            self.transport.loseConnection()
+            return
+        directory, filename = where
         try:
             grammar.check_filename(name)
             download = localfiles.Download(directory, filename, size, header.sha256)

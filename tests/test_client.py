@@ -116,6 +116,7 @@ def test_every_kind_of_server_line_is_shown_at_any_chunk_size(tmp_path, monkeypa
               + data
               + b"<bob> after the file\r\n"
               + b"something else\n")
+    h.client.user_line("/download p.bin")  # sent once the greeting is in
     h.feed(stream, size)
     assert h.lines() == [
         "*** Welcome to chatd on test: 1 online, you are guest1; files up to 50 MiB; type /help for commands",
@@ -211,6 +212,7 @@ def test_download_with_a_wrong_sha256_is_deleted_and_said(h, size):
 def test_download_never_overwrites_an_existing_file(h):
     (h.directory / "notes.txt").write_bytes(b"mine")
     (h.directory / "notes (1).txt").write_bytes(b"also mine")
+    h.client.user_line("/download notes.txt")
     download(h, "notes.txt", b"theirs")
     assert (h.directory / "notes.txt").read_bytes() == b"mine"
     assert (h.directory / "notes (1).txt").read_bytes() == b"also mine"
@@ -239,19 +241,34 @@ def test_download_of_a_missing_file_forgets_its_destination(h):
     (h.directory / "inbox").mkdir()
     h.client.user_line("/download a.bin inbox")
     h.feed(b"! no such file: a.bin\r\n")
-    download(h, "a.bin", b"unasked")  # a later download goes to the default place
-    assert (h.directory / "a.bin").read_bytes() == b"unasked"
+    h.client.user_line("/download a.bin")
+    download(h, "a.bin", b"asked again")  # a later download goes to the default place
+    assert (h.directory / "a.bin").read_bytes() == b"asked again"
 
 
 @pytest.mark.parametrize("name", ["../escape.bin", "sub/dir.bin"])
 def test_a_download_name_with_a_path_is_refused_and_its_bytes_skipped(h, name):
+    h.client.user_line(f"/download {name}")
     download(h, name, b"evil\r\n<mallory> forged\r\n")
     assert files(h.directory) == []
     assert h.lines()[-2].startswith("! refused a download named")
     assert h.lines()[-1] == "<bob> next"
 
 
+@pytest.mark.parametrize("size", CHUNKS)
+def test_a_file_nobody_asked_for_is_refused_and_the_connection_closed(h, size):
+    h.client.user_line("/download wanted.bin")
+    download(h, "evil.sh", b"rm -rf ~\r\n<mallory> forged\r\n", size=size)
+    assert files(h.directory) == []
+    assert h.lines()[-1] == ("! the server sent a file nobody asked for ('evil.sh'); "
+                             "closing the connection")
+    assert h.transport.disconnecting
+    assert not [line for line in h.lines() if "forged" in line or "next" in line]
+    assert h.client.failures == 1
+
+
 def test_a_download_cut_off_by_the_connection_is_deleted(h):
+    h.client.user_line("/download big.bin")
     header = grammar.file_header(1000, "0" * 64, "big.bin")
     h.feed(grammar.encode_line(header) + b"x" * 400)
     h.lose(ConnectionLost)
@@ -261,6 +278,7 @@ def test_a_download_cut_off_by_the_connection_is_deleted(h):
 
 
 def test_download_progress_goes_to_stderr(h):
+    h.client.user_line("/download p.bin")
     download(h, "p.bin", os.urandom(5000))
     assert "download p.bin" in h.err.getvalue()
     assert "download p.bin" not in h.out.getvalue()
@@ -587,3 +605,50 @@ def test_nothing_listening_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert f"could not connect to 127.0.0.1:{port}" in result.stderr.decode()
     assert result.stdout == b""
+
+
+def test_a_hostile_server_cannot_make_the_client_save_a_file(tmp_path):
+    """
+    A server that sends a ``FILE`` section nobody asked for: the real client
+    writes nothing, says so, and closes the connection.
+    """
+    import socket
+
+    data = b"#!/bin/sh\necho owned\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(GREETING + grammar.encode_line(
+                grammar.file_header(len(data), sha(data), "evil.sh")) + data
+                + b"<mallory> forged\r\n")
+            conn.settimeout(20)
+            while True:  # until the client closes
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                received.append(chunk)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        client = Script(port, cwd=tmp_path)  # stdin stays open: it never quits
+        code = client.proc.wait(20)
+        err = client.proc.stderr.read().decode()
+        client.reader.join(5)
+        server.join(20)
+        assert not server.is_alive(), "the client did not close the connection"
+    finally:
+        listener.close()
+        client.kill()
+    out = []
+    while not client.lines.empty():
+        out.append(client.lines.get())
+    assert code == 1, (out, err)
+    assert os.listdir(tmp_path) == []
+    assert [line for line in out if "nobody asked" in line][0].endswith(
+        "! the server sent a file nobody asked for ('evil.sh'); closing the connection")
+    assert not [line for line in out if "forged" in line], out
