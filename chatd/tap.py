@@ -99,6 +99,12 @@ class Options(usage.Options):
          "Bytes of uploads in progress at once, in all (default: 4 times "
          "--max-file-size); an upload over it is refused before any byte is "
          "stored.", _size("max-upload-space")],
+        ["resume-window", None, 600.0,
+         "Seconds a cut-off upload that declared a sha256 is kept for "
+         "/upload-resume.", _seconds("resume-window")],
+        ["max-partial-space", None, None,
+         "Bytes of cut-off uploads kept for resuming, in all (default: 2 times "
+         "--max-file-size); the oldest go first.", _size("max-partial-space")],
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
@@ -160,6 +166,8 @@ class Options(usage.Options):
     def postOptions(self):
         for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
+        if self["max-partial-space"] is None:
+            self["max-partial-space"] = 2 * self["max-file-size"]
         if self["max-upload-space"] is None:
             self["max-upload-space"] = 4 * self["max-file-size"]
         elif self["max-upload-space"] < self["max-file-size"]:
@@ -243,7 +251,9 @@ def makeFactory(options, reactor, accounts=None):
 
     store = FileStore(options["data-dir"], keep=options["keep-files"],
                       max_size=options["max-file-size"], blocking=blocking,
-                      upload_space=options["max-upload-space"])
+                      upload_space=options["max-upload-space"], reactor=reactor,
+                      resume_window=options["resume-window"],
+                      partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),

@@ -210,7 +210,7 @@ def test_hostile_file_names(pair, tmp_path):
 SITECUSTOMIZE = textwrap.dedent("""
     # Injected by the adversarial suite: uploads hit ENOSPC past a size.
     import errno, os
-    import chatd.store as _store
+    import chatd.upload as _upload
 
     _LIMIT = int(os.environ["CHATD_TEST_ENOSPC_AFTER"])
     _open = open
@@ -232,7 +232,7 @@ SITECUSTOMIZE = textwrap.dedent("""
         f = _open(path, mode, *args, **kw)
         return _SmallDisk(f) if "w" in mode and str(path).endswith(".part") else f
 
-    _store.open = open
+    _upload.open = open
 """)
 
 
