@@ -372,7 +372,8 @@ def run_files(ctx, results):
                     rec.append(one)
                     log(f"files round {r + 1} {direction} {kind}: "
                         f"{one.get('mb_per_s', one.get('error'))} MB/s, "
-                        f"RSS +{one.get('rss_growth_mib')} MiB")
+                        f"RSS +{one.get('rss_growth_mib')} MiB, "
+                        f"client CPU {one.get('client_cpu_share')}")
         for kind, _ in targets:
             data = entry["servers"][kind]
             for direction in ("upload", "download"):

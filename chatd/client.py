@@ -15,6 +15,7 @@ import argparse
 import collections
 import os
 import random
+import re
 import shlex
 import signal
 import sys
@@ -60,6 +61,14 @@ class _Quit:
         self.reason = reason
 
 
+class _ResumeUpload:
+    def __init__(self, path):
+        self.path = path
+
+
+_PAST_END = re.compile(r"offset \d+ is past the end of (.+) \(\d+ bytes\)\Z")
+
+
 class _Incoming:
     """
     The raw-section sink of one download: disk and progress bar.
@@ -86,7 +95,7 @@ class ChatClient(TransferReceiver):
     MAX_LENGTH = 1024 * 1024  # a /who reply on a big server is long
 
     def __init__(self, console, clock, *, name=None, blocking=defer.maybeDeferred,
-                 quit_timeout=QUIT_TIMEOUT):
+                 quit_timeout=QUIT_TIMEOUT, keep_partials=False, resume=()):
         self.console = console
         self.clock = clock
         self.wanted_name = name
@@ -114,6 +123,13 @@ class ChatClient(TransferReceiver):
         self._quit_timer = None
         self._timed_out = False
         self._refused_server = False  # it sent a file we did not ask for
+        # With --reconnect: transfers cut off by a lost connection are kept
+        # (``unfinished``) and resumed by the next connection (``resume``).
+        self.keep_partials = keep_partials
+        self.unfinished = []  # ("download", name, directory, filename) / ("upload", path)
+        self._to_resume = list(resume)
+        self._resuming = None  # (source, path): /upload-resume sent, answer awaited
+        self._sending = None  # (name, path) of the upload going out, or unanswered
 
     # --- connection -------------------------------------------------------
 
@@ -149,9 +165,27 @@ class ChatClient(TransferReceiver):
         if self._download is not None:
             sink, self._download = self._download, None
             sink.progress.close()
-            sink.download.abort()
-            self._failed(f"download of {sink.name} cut off after {sink.download.received} "
-                         f"of {sink.download.size} bytes; partial file deleted")
+            got = sink.download.offset + sink.download.received
+            if self.keep_partials:
+                sink.download.keep()
+                self.console.info(f"download of {sink.name} cut off after {got} of "
+                                  f"{sink.download.size} bytes; kept to resume")
+                self.unfinished.append(("download", sink.name, sink.download.directory,
+                                        sink.download.filename))
+            else:
+                sink.download.abort()
+                self._failed(f"download of {sink.name} cut off after {got} "
+                             f"of {sink.download.size} bytes; partial file deleted")
+        if self.keep_partials:
+            self._upload_cut_off()
+            for name, queue in self._pending.items():  # asked for, not started
+                self.unfinished.extend(("download", name, d, f) for d, f, _ in queue)
+            if self._resuming is not None:
+                source, path = self._resuming
+                source.close()
+                self.unfinished.append(("upload", path))
+        self._pending.clear()
+        self._resuming = None
         if reason is None or reason.check(error.ConnectionDone):
             self.lost_reason = "the server closed it"
         else:
@@ -168,17 +202,46 @@ class ChatClient(TransferReceiver):
 
     def lineReceived(self, line):
         message = grammar.parse_server_line(line)
-        if message.kind == "file":
+        if message.kind in ("file", "part"):
             self._receive_file(message)
             return
+        if self._sending is not None and (message.kind == "error" or (
+                message.kind == "notice"
+                and message.text.startswith(f"stored {self._sending[0]}: "))):
+            self._sending = None  # the server answered the upload
         if message.kind == "notice":
             self._track_name(message.text)
-        elif message.kind == "error" and message.text.startswith("no such file: "):
-            self._take_pending(message.text[len("no such file: "):])
+            resumed = grammar.resumed_from(message.text)
+            if resumed and self._resuming and resumed[0] == self._resuming[0].name:
+                self._send_rest(resumed[1])
+                return
+        elif message.kind == "error":
+            self._error_answer(message.text)
         self.console.show(message.kind, message.text, message.name)
         if not self._greeted:
             self._greeted = True
+            self._resume_transfers()
             self._drain()
+
+    def _error_answer(self, text):
+        """
+        An error that ends a transfer we asked for.
+        """
+        if text.startswith("no such file: "):
+            self._take_pending(text[len("no such file: "):])
+        past = _PAST_END.match(text)
+        where = past and self._take_pending(past.group(1))
+        if where:
+            # The kept part is longer than the file now shared: start over.
+            directory, filename, _ = where
+            self._discard_partial(directory, filename)
+            self._request_download(past.group(1), directory, filename)
+        if self._resuming is not None:
+            source, path = self._resuming
+            self._resuming = None
+            source.close()
+            self._failed(f"could not resume the upload of {source.name}")
+            self._upload_done()
 
     def _track_name(self, text):
         name = grammar.greeted_name(text) if self.name is None else None
@@ -225,6 +288,8 @@ class ChatClient(TransferReceiver):
             item = self._outbox.popleft()
             if isinstance(item, _Quit):
                 self._send_quit(item.reason)
+            elif isinstance(item, _ResumeUpload):
+                self._resume_upload(item.path)
             else:
                 self._handle(item)
 
@@ -328,14 +393,21 @@ class ChatClient(TransferReceiver):
             self._failed(f"upload failed: {failure.getErrorMessage()}")
         self._upload_done()
 
-    def _send_upload(self, source, path):
+    def _send_upload(self, source, path, offset=None):
+        """
+        Send ``source``: a whole upload, or (``offset``) the rest of one
+        the server said it holds ``offset`` bytes of.
+        """
         if not self._open:
             source.close()
             return
         self._uploading = source.name
-        self.console.info(f"uploading {path} as {source.name} "
-                          f"({grammar.format_size(source.size)})")
+        if offset is None:
+            self.console.info(f"uploading {path} as {source.name} "
+                              f"({grammar.format_size(source.size)})")
         progress = self.console.progress(source.size, f"upload {source.name}")
+        if offset:
+            progress.update(offset)
 
         def sent(chunk):
             progress.update(len(chunk))
@@ -345,11 +417,66 @@ class ChatClient(TransferReceiver):
         def done(result):
             progress.close()
             if isinstance(result, Failure) and self._open:
-                self._failed(f"upload of {source.name} failed: {result.getErrorMessage()}")
+                if self.keep_partials:
+                    self._upload_cut_off()
+                else:
+                    self._failed(f"upload of {source.name} failed: {result.getErrorMessage()}")
+            if not self.keep_partials:
+                self._sending = None  # else: until the server answers
             self._upload_done()
 
-        header = grammar.upload_command(source.name, source.size, source.sha256)
+        self._sending = (source.name, path)
+
+        header = None if offset is not None else \
+            grammar.upload_command(source.name, source.size, source.sha256)
         self.send_file(header, source, transform=sent, done=done)
+
+    def _upload_cut_off(self):
+        """
+        The connection dropped while an upload was going out: the next
+        connection resumes it.
+        """
+        if self._sending is not None:
+            (name, path), self._sending = self._sending, None
+            self.console.info(f"upload of {name} cut off; resumed once reconnected")
+            self.unfinished.append(("upload", path))
+
+    def _resume_transfers(self):
+        """
+        After the greeting of a new connection: ask again for what the last
+        one cut off (uploads go first in the outbox, in order).
+        """
+        uploads = []
+        for item in self._to_resume:
+            if item[0] == "download":
+                self._request_download(*item[1:])
+            else:
+                uploads.append(_ResumeUpload(item[1]))
+        self._to_resume = []
+        self._outbox.extendleft(reversed(uploads))
+
+    def _resume_upload(self, path):
+        self._uploading = os.path.basename(path) or path
+        d = self.blocking(localfiles.open_upload, path)
+        d.addCallback(self._ask_resume, path)
+        d.addErrback(self._upload_refused)
+
+    def _ask_resume(self, source, path):
+        if not self._open:
+            source.close()
+            self.unfinished.append(("upload", path))
+            return
+        self._uploading = source.name
+        self._resuming = (source, path)
+        self.send(grammar.upload_resume_command(source.name, source.size, source.sha256))
+
+    def _send_rest(self, offset):
+        source, path = self._resuming
+        self._resuming = None
+        if offset:
+            self.console.info(f"resuming {source.name} from {grammar.format_size(offset)}")
+        source.skip_to(offset)
+        self._send_upload(source, path, offset)
 
     # --- downloads --------------------------------------------------------
 
@@ -369,8 +496,25 @@ class ChatClient(TransferReceiver):
         except TransferError as e:
             self._failed(f"cannot download {name}: {e.message}")
             return
-        self._pending.setdefault(name, collections.deque()).append(where)
-        self.send(grammar.client_command("download", name))
+        self._request_download(name, *where)
+
+    def _request_download(self, name, directory, filename):
+        """
+        Ask for ``name``, from where a kept part of it left off if there is one.
+        """
+        offset = localfiles.partial_size(directory, filename)
+        self._pending.setdefault(name, collections.deque()).append((directory, filename, offset))
+        if offset:
+            self.console.info(f"resuming {name} from {grammar.format_size(offset)}")
+            self.send(grammar.download_from_command(offset, name))
+        else:
+            self.send(grammar.client_command("download", name))
+
+    def _discard_partial(self, directory, filename):
+        try:
+            os.unlink(localfiles.partial_path(directory, filename))
+        except OSError:
+            pass
 
     def _take_pending(self, name):
         queue = self._pending.get(name)
@@ -384,7 +528,7 @@ class ChatClient(TransferReceiver):
     def _receive_file(self, header):
         name, size = header.text, header.size
         where = self._take_pending(name)
-        if where is None:
+        if where is None or where[2] != header.offset:
             # Never write what we did not ask for; its bytes would follow as
             # lines, so nothing more from this server is read.
             self._failed(f"the server sent a file nobody asked for ({name!r}); "
@@ -392,21 +536,24 @@ class ChatClient(TransferReceiver):
             self._refused_server = True
             self.transport.loseConnection()
             return
-        directory, filename = where
+        directory, filename, offset = where
         try:
             grammar.check_filename(name)
-            download = localfiles.Download(directory, filename, size, header.sha256)
+            download = localfiles.Download(directory, filename, size, header.sha256, offset)
         except ChatError as e:
             self._failed(f"refused a download named {name!r}: {e.message}")
-            self.receive_raw(size, None)
+            self.receive_raw(size - offset, None)
             return
         except TransferError as e:
             self._failed(f"download of {name} failed: {e.message}")
-            self.receive_raw(size, None)
+            self.receive_raw(size - offset, None)
             return
-        sink = _Incoming(name, download, self.console.progress(size, f"download {name}"))
+        progress = self.console.progress(size, f"download {name}")
+        if offset:
+            progress.update(offset)
+        sink = _Incoming(name, download, progress)
         self._download = sink
-        self.receive_raw(size, sink)
+        self.receive_raw(size - offset, sink)
 
     def raw_finished(self, sink, rest):
         if sink is not None:
@@ -477,6 +624,7 @@ class App:
         self._interrupts = 0
         self._delay = 0.0
         self._retry = None
+        self._unfinished = []  # transfers the last connection cut off
 
     def start(self):
         if self.interactive:
@@ -493,7 +641,8 @@ class App:
         if self.tls is not None:
             endpoint = wrapClientTLS(self.tls, endpoint)
         client = ChatClient(self.console, self.reactor, name=self.name,
-                            blocking=self._blocking)
+                            blocking=self._blocking, keep_partials=self.reconnect,
+                            resume=self._unfinished)
         client.on_name = self._named
         client.interactive = self.interactive
         client.on_secret = self._secret
@@ -502,6 +651,7 @@ class App:
 
     def _connected(self, client):
         self._delay = 0.0
+        self._unfinished = []  # the new client resumes them
         self.client = client
         client.done.addCallback(self._closed, client)
         if self._input is None:
@@ -582,6 +732,7 @@ class App:
     def _closed(self, clean, client):
         self.client = None
         self.failures += client.failures
+        self._unfinished.extend(client.unfinished)
         if clean:
             self.finish(1 if self.failures and not self.interactive else 0)
             return

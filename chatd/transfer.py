@@ -294,7 +294,8 @@ class TransferReceiver(LineReceiver):
         self._flush_queue()
         if self._flow is not None:
             self.transport.unregisterProducer()
-        self.transport.write(grammar.encode_line(header))
+        if header is not None:  # None: the peer asked for these bytes already
+            self.transport.write(grammar.encode_line(header))
         self._sending_file = True
         self._direct = False
         if transform is None and can_sendfile(self.transport):

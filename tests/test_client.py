@@ -652,3 +652,144 @@ def test_a_hostile_server_cannot_make_the_client_save_a_file(tmp_path):
     assert [line for line in out if "nobody asked" in line][0].endswith(
         "! the server sent a file nobody asked for ('evil.sh'); closing the connection")
     assert not [line for line in out if "forged" in line], out
+
+
+# --- resuming (issue 17) --------------------------------------------------------
+
+
+def test_a_cut_off_download_is_kept_and_resumed_by_the_next_connection(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = os.urandom(100_000)
+    first = Harness(tmp_path, keep_partials=True)
+    first.client.user_line("/download d.bin")
+    assert first.sent() == b"/download d.bin\r\n"
+    first.feed(grammar.encode_line(grammar.file_header(len(data), sha(data), "d.bin"))
+               + data[:40_000])
+    first.lose(ConnectionLost)
+    assert files(tmp_path) == [".chatd-d.bin.part"]
+    assert first.lines()[-1] == "-- download of d.bin cut off after 40000 of 100000 bytes; kept to resume"
+    assert first.client.failures == 0
+    second = Harness(tmp_path, greet=False, keep_partials=True, resume=first.client.unfinished)
+    second.feed(GREETING)
+    assert second.sent() == b"/download-from 40000 d.bin\r\n"
+    assert "-- resuming d.bin from 39.1 KiB" in second.lines()
+    second.feed(grammar.encode_line(grammar.part_header(40_000, len(data), sha(data), "d.bin"))
+                + data[40_000:] + b"<bob> next\r\n")
+    assert (tmp_path / "d.bin").read_bytes() == data
+    assert files(tmp_path) == ["d.bin"]
+    assert second.lines()[-2] == "-- saved d.bin (97.7 KiB, sha256 verified) as ./d.bin"
+    assert second.lines()[-1] == "<bob> next"
+
+
+def test_a_download_whose_kept_part_is_there_resumes_and_checks_the_whole_file(h):
+    data = os.urandom(5000)
+    (h.directory / ".chatd-k.bin.part").write_bytes(b"X" + data[1:2000])  # one wrong byte
+    h.client.user_line("/download k.bin")
+    assert h.sent() == b"/download-from 2000 k.bin\r\n"
+    h.feed(grammar.encode_line(grammar.part_header(2000, len(data), sha(data), "k.bin"))
+           + data[2000:])
+    assert files(h.directory) == []  # the sha256 covers the kept part too: deleted
+    assert "sha256 mismatch for k.bin" in h.lines()[-1]
+
+
+def test_a_kept_part_longer_than_the_file_starts_over(h):
+    (h.directory / ".chatd-s.bin.part").write_bytes(b"x" * 50)
+    h.client.user_line("/download s.bin")
+    assert h.sent() == b"/download-from 50 s.bin\r\n"
+    h.feed(b"! offset 50 is past the end of s.bin (10 bytes)\r\n")
+    assert h.sent() == b"/download s.bin\r\n"
+    download(h, "s.bin", b"0123456789")
+    assert (h.directory / "s.bin").read_bytes() == b"0123456789"
+
+
+def test_a_part_at_another_offset_than_asked_is_refused(h):
+    h.client.user_line("/download p.bin")
+    h.feed(grammar.encode_line(grammar.part_header(3, 10, "0" * 64, "p.bin")) + b"3456789")
+    assert files(h.directory) == []
+    assert h.transport.disconnecting
+
+
+def test_a_cut_off_upload_is_resumed_from_where_the_server_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = os.urandom(300_000)
+    (tmp_path / "u.bin").write_bytes(data)
+    first = Harness(tmp_path, keep_partials=True)
+    first.client.user_line("/upload u.bin")
+    first.transport.producer.resumeProducing()  # one chunk out, then the line drops
+    first.lose(ConnectionLost)
+    assert first.client.unfinished == [("upload", "u.bin")]
+    second = Harness(tmp_path, greet=False, keep_partials=True, resume=first.client.unfinished)
+    second.feed(GREETING)
+    assert second.sent() == f"/upload-resume u.bin {len(data)} {sha(data)}\r\n".encode()
+    second.client.user_line("typed meanwhile")
+    assert second.sent() == b""  # waits behind the upload
+    second.feed(b"*** resume u.bin from 123456\r\n")
+    second.pump()
+    assert second.sent() == data[123456:] + b"typed meanwhile\r\n"
+    assert "-- resuming u.bin from 120.6 KiB" in second.lines()
+
+
+def test_a_refused_resume_is_said_and_typing_goes_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "u.bin").write_bytes(b"abc")
+    h = Harness(tmp_path, greet=False, keep_partials=True, resume=[("upload", "u.bin")])
+    h.feed(GREETING)
+    h.sent()
+    h.client.user_line("after")
+    h.feed(b"! u.bin is being resumed by another connection; try again later\r\n")
+    assert h.sent() == b"after\r\n"
+    assert h.client.failures == 1
+
+
+def _resume_script(proxy, tmp_path, script):
+    client = Script(proxy.port, "--reconnect", cwd=tmp_path)
+    for line in script:
+        client.type(line)
+    return client
+
+
+def test_reconnect_resumes_an_upload_over_a_cut_connection(daemon, tmp_path, scripts):
+    from cutproxy import CutProxy
+
+    data = os.urandom(6 * 2**20)
+    (tmp_path / "slides.pdf").write_bytes(data)
+    proxy = CutProxy(daemon.port, upstream=2 * 2**20 + 12345)
+    try:
+        client = scripts(proxy.port, "--reconnect", cwd=tmp_path)
+        client.type("/upload slides.pdf")
+        resumed = client.wait_for("-- resuming slides.pdf from", timeout=20)
+        client.wait_for(f"*** stored slides.pdf: {len(data)} bytes, sha256 {sha(data)}", timeout=20)
+        assert proxy.cut.is_set() and proxy.connections == 2
+        offset = float(resumed.rsplit(" from ", 1)[1].split()[0])
+        assert 1.0 < offset <= 2.1, resumed  # MiB the server had kept
+        code, err = client.end()
+        assert code == 0, err
+    finally:
+        proxy.close()
+    bob = daemon.client()
+    bob.say("/download slides.pdf")
+    assert bob.line() == grammar.file_header(len(data), sha(data), "slides.pdf")
+    assert bob.read_exact(len(data), timeout=20) == data
+
+
+def test_reconnect_resumes_a_download_over_a_cut_connection(daemon, tmp_path, scripts):
+    from cutproxy import CutProxy
+
+    data = os.urandom(6 * 2**20)
+    alice = daemon.client()
+    alice.send(f"/upload big.bin {len(data)}\n".encode() + data)
+    assert alice.expect("*** stored big.bin")
+    (tmp_path / "out").mkdir()
+    proxy = CutProxy(daemon.port, downstream=3 * 2**20)
+    try:
+        client = scripts(proxy.port, "--reconnect", cwd=tmp_path)
+        client.type("/download big.bin out")
+        client.wait_for("-- resuming big.bin from", timeout=20)
+        client.wait_for("saved big.bin (6 MiB, sha256 verified) as out/big.bin", timeout=20)
+        assert proxy.cut.is_set() and proxy.connections == 2
+        code, err = client.end()
+        assert code == 0, err
+    finally:
+        proxy.close()
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data
+    assert os.listdir(tmp_path / "out") == ["big.bin"]
