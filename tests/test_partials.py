@@ -74,7 +74,7 @@ def test_restart_sweep_keeps_fresh_parts_only(tmp_path):
     (directory / f"{C}-5.part").write_bytes(b"x" * 10)  # longer than its size
     (directory / "junk").write_bytes(b"?")
     clock = task.Clock()
-    partials = Partials(FilePath(str(directory)), 600, 10**6, clock, wall=lambda: now)
+    Partials(FilePath(str(directory)), 600, 10**6, clock, wall=lambda: now)
     assert kept(directory) == [f"{A}-100.part"]
     clock.advance(600)  # its window ran from its modification time
     assert kept(directory) == []
