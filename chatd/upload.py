@@ -24,9 +24,9 @@ class Upload(IncomingFile):
     """
     One upload in progress.  Created by ``FileStore.begin``.
 
-    Chunks are hashed and written by a worker thread (``store.blocking``),
+    Chunks are hashed and written by two worker threads (``store.blocking``),
     in order, a batch at a time, while the reactor reads the next ones: the
-    copy and the hash overlap instead of adding up.  ``throttle``, if set,
+    read, the hash and the write overlap instead of adding up.  ``throttle``, if set,
     is a ``(pause, resume)`` pair called when more than ``BACKLOG_HIGH``
     bytes wait and again once they are back under ``BACKLOG_LOW``.  A
     storage error is remembered (the rest of the declared bytes are still
@@ -121,20 +121,28 @@ class Upload(IncomingFile):
 
     def _next_step(self):
         chunks, self._queued = self._queued, []
-        self._step = self.store.blocking(self._store_chunks, chunks)
-        self._step.addBoth(self._step_done, sum(len(c) for c in chunks))
+        # Hash and write the batch in two workers at once (both let go of
+        # the GIL): the slower of the two bounds an upload, not their sum.
+        step = defer.DeferredList(
+            [self.store.blocking(self._hash_chunks, chunks),
+             self.store.blocking(self._write_chunks, chunks)],
+            fireOnOneErrback=True, consumeErrors=True)
+        self._step = step
+        step.addBoth(self._step_done, sum(len(c) for c in chunks))
 
-    def _store_chunks(self, chunks):
-        """
-        In the worker thread: hash and write (both let go of the GIL).
-        """
+    def _hash_chunks(self, chunks):
         for chunk in chunks:
             self._hash.update(chunk)
+
+    def _write_chunks(self, chunks):
+        for chunk in chunks:
             self._file.write(chunk)
 
     def _step_done(self, result, size):
         self._step = None
         self._pending -= size
+        if isinstance(result, Failure) and result.check(defer.FirstError):
+            result = result.value.subFailure
         if isinstance(result, Failure) and self.error is None:
             self.error = result.value if result.check(OSError) else \
                 OSError(f"internal error: {result.getErrorMessage()}")

@@ -214,7 +214,7 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
         d, f, args = pending.pop(0)
         ran.append(f)
         d.callback(f(*args))
-    assert ran == [upload._store_chunks, store._persist]
+    assert ran == [upload._hash_chunks, upload._write_chunks, store._persist]
     entry, removed = result_of(done)
     assert names(store) == ["slow"] and removed == []
 
@@ -280,10 +280,11 @@ def test_commits_in_flight_at_once_are_both_listed(data_dir):
     assert names(FileStore(data_dir)) == ["two", "one"]
 
 
-def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
+def test_chunks_are_stored_in_order_by_the_workers_and_throttled(data_dir):
     """
-    Chunks wait while the worker stores a batch, go in the next batch in
-    order, and a backlog over the high mark pauses input until it drains.
+    Chunks wait while the workers hash and write a batch, go in the next
+    batch in order, and a backlog over the high mark pauses input until it
+    drains.
     """
     pending = []
 
@@ -300,17 +301,26 @@ def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
     upload.write(b"a")
     upload.write(b"b" * 2**20)
     upload.write(b"c" * 2**20)
-    assert calls == ["pause"] and len(pending) == 1  # one batch at a time
-    d, f, args = pending.pop(0)
-    assert args == ([b"a"],)
-    d.callback(f(*args))
-    assert len(pending) == 1 and pending[0][2] == ([b"b" * 2**20, b"c" * 2**20],)
+
+    def run_step():
+        """
+        One batch: its hash and its write, each in a worker, both pending.
+        """
+        (d1, hashing, args1), (d2, writing, args2) = pending[:2]
+        del pending[:2]
+        assert (hashing, writing) == (upload._hash_chunks, upload._write_chunks)
+        assert args1 == args2
+        d1.callback(hashing(*args1))
+        d2.callback(writing(*args2))
+        return args1
+
+    assert calls == ["pause"] and len(pending) == 2  # one batch at a time
+    assert run_step() == ([b"a"],)
+    assert len(pending) == 2 and pending[0][2] == ([b"b" * 2**20, b"c" * 2**20],)
     upload.write(b"d" * 2**20 + b"ef")
-    d, f, args = pending.pop(0)
-    d.callback(f(*args))
+    run_step()
     assert calls == ["pause"]  # 1 MiB + 2 bytes still waiting: over the low mark
-    d, f, args = pending.pop(0)
-    d.callback(f(*args))
+    run_step()
     assert calls == ["pause", "resume"]
     done = upload.finish()
     d, f, args = pending.pop(0)
