@@ -381,6 +381,8 @@ def run_files(ctx, results):
                 data[f"{direction}_best_mb_per_s"] = max((x["mb_per_s"] for x in runs), default=None)
                 data[f"{direction}_rss_growth_max_mib"] = max(
                     (x["rss_growth_mib"] for x in runs), default=None)
+                data[f"{direction}_client_cpu_max"] = max(
+                    (x["client_cpu_share"] for x in runs), default=None)
     finally:
         for server in started:
             server.stop()
