@@ -194,3 +194,29 @@ def test_quit_over_tls_closes(make_daemon, certificate):
     started = time.monotonic()
     assert secure.closed()
     assert time.monotonic() - started < 2
+
+
+def test_downloads_over_tls_take_the_chunked_path_from_any_offset(make_daemon, certificate):
+    """
+    ``sendfile`` cannot feed TLS: downloads there go through ``FileSender``,
+    whole and from an offset, byte-exact.
+    """
+    import hashlib
+    import os
+
+    port = free_port()
+    d = make_daemon(*tls_args(certificate, port))
+    data = os.urandom(3 * 2**20 + 11)
+    digest = hashlib.sha256(data).hexdigest()
+    plain = d.client()
+    plain.send(f"/upload t.bin {len(data)}\n".encode() + data)
+    assert plain.expect("*** stored t.bin")
+    secure = TLSClient(port, certificate[0])
+    secure.say("/download t.bin")
+    assert secure.line() == f"FILE {len(data)} {digest} t.bin"
+    assert secure.read_exact(len(data), timeout=20) == data
+    secure.say("/download-from 1000001 t.bin")
+    assert secure.line() == f"PART 1000001 {len(data)} {digest} t.bin"
+    assert secure.read_exact(len(data) - 1000001, timeout=20) == data[1000001:]
+    secure.say("/who")
+    assert secure.line().startswith("- online (")
