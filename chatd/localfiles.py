@@ -9,6 +9,7 @@ function meant for a thread, then read back exactly as many bytes as were
 announced, whatever happens to the file meanwhile.
 """
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -36,6 +37,22 @@ class TransferError(Exception):
 
 def _reason(error):
     return error.strerror or str(error)
+
+
+@contextlib.contextmanager
+def _cleaning_up(cleanup, what):
+    """
+    On an ``OSError`` or ``TransferError`` inside: ``cleanup()``, then raise
+    ``TransferError`` (an ``OSError`` as ``what: reason``).
+    """
+    try:
+        yield
+    except OSError as e:
+        cleanup()
+        raise TransferError(f"{what}: {_reason(e)}")
+    except TransferError:
+        cleanup()
+        raise
 
 
 # --- downloads ---------------------------------------------------------------
@@ -152,7 +169,7 @@ class Download(IncomingFile):
             self._rehash()
 
     def _rehash(self):
-        try:
+        with _cleaning_up(self.abort, f"cannot read the kept part of {self.filename}"):
             left = self.offset
             while left:
                 chunk = self._file.read(min(left, CHUNK * 16))
@@ -162,12 +179,6 @@ class Download(IncomingFile):
                 self._hash.update(chunk)
                 left -= len(chunk)
             self._file.truncate(self.offset)
-        except OSError as e:
-            self.abort()
-            raise TransferError(f"cannot read the kept part of {self.filename}: {_reason(e)}")
-        except TransferError:
-            self.abort()
-            raise
 
     def keep(self):
         """
@@ -191,16 +202,10 @@ class Download(IncomingFile):
             raise TransferError(
                 f"sha256 mismatch for {self.filename}: got {digest}, "
                 f"expected {self.sha256}")
-        try:
+        with _cleaning_up(self.abort, f"could not save {self.filename}"):
             self.close()
             os.chmod(self.temp, 0o666 & ~_umask())  # created private (0600)
             return place(self.temp, self.directory, self.filename)
-        except OSError as e:
-            self.abort()
-            raise TransferError(f"could not save {self.filename}: {_reason(e)}")
-        except TransferError:
-            self.abort()
-            raise
 
 
 # --- uploads -----------------------------------------------------------------
@@ -255,7 +260,7 @@ def open_upload(path):
         file = open(path, "rb")
     except OSError as e:
         raise TransferError(f"cannot read {path}: {_reason(e)}")
-    try:
+    with _cleaning_up(file.close, f"cannot read {path}"):
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise TransferError(f"cannot upload {path}: not a regular file")
@@ -269,10 +274,4 @@ def open_upload(path):
             digest.update(chunk)
             left -= len(chunk)
         file.seek(0)
-    except OSError as e:
-        file.close()
-        raise TransferError(f"cannot read {path}: {_reason(e)}")
-    except TransferError:
-        file.close()
-        raise
     return UploadSource(file, name, size, digest.hexdigest())

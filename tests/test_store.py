@@ -39,6 +39,20 @@ def put(store, name, data, uploader="alice", sha256=None, chunk=7):
     return result
 
 
+def held_blocking():
+    """
+    ``(pending, blocking)``: each call of ``blocking`` waits in ``pending``
+    as ``(Deferred, f, args)`` until the test runs it.
+    """
+    pending = []
+
+    def blocking(f, *args):
+        d = defer.Deferred()
+        pending.append((d, f, args))
+        return d
+    return pending, blocking
+
+
 def tree(path):
     """
     Every file below ``path``, relative.
@@ -195,12 +209,7 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
     The fsync runs through ``blocking`` (a thread in the daemon); nothing
     is listed until it is done.
     """
-    pending = []
-
-    def blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    pending, blocking = held_blocking()
 
     store = FileStore(data_dir, blocking=blocking)
     upload = store.begin("slow", 3, "alice")
@@ -259,12 +268,7 @@ def test_commit_syncs_off_the_reactor_thread_in_order(data_dir, monkeypatch):
 
 
 def test_commits_in_flight_at_once_are_both_listed(data_dir):
-    pending = []
-
-    def blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    pending, blocking = held_blocking()
 
     store = FileStore(data_dir, blocking=blocking)
     uploads = [store.begin(name, 1, "alice") for name in ("one", "two")]
@@ -286,12 +290,7 @@ def test_chunks_are_stored_in_order_by_the_workers_and_throttled(data_dir):
     batch in order, and a backlog over the high mark pauses input until it
     drains.
     """
-    pending = []
-
-    def blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    pending, blocking = held_blocking()
 
     store = FileStore(data_dir, blocking=blocking, max_size=2**30)
     upload = store.begin("big", 3 * 2**20 + 3, "alice")

@@ -4,17 +4,14 @@ times and never reads must not hold the daemon's descriptors.
 """
 
 import hashlib
-import random
 
-from helpers import FAST, AdvClient, MiB, open_fds, rtt, wait_until
+from helpers import FAST, AdvClient, MiB, open_fds, rtt, store_file, wait_until
 
 
 def test_300_queued_downloads_hold_no_descriptors(make_daemon, figure):
     d = make_daemon("--rate", "0", "--max-file-size", "8M")
-    uploader, watcher = AdvClient(d.port), AdvClient(d.port)
-    data = random.Random(11).randbytes(4 * MiB)
-    uploader.send(b"/upload big.bin %d\n" % len(data) + data)
-    assert uploader.expect("*** stored big.bin").endswith(hashlib.sha256(data).hexdigest())
+    uploader, data = store_file(d.port, 4 * MiB, 11)
+    watcher = AdvClient(d.port)
     watcher.sync()
     pid = d.proc.pid
     before = open_fds(pid)
@@ -50,10 +47,7 @@ def test_300_queued_downloads_hold_no_descriptors(make_daemon, figure):
 
 def test_too_many_queued_downloads_is_answered(make_daemon):
     d = make_daemon("--rate", "0", "--max-file-size", "8M")
-    uploader = AdvClient(d.port)
-    data = random.Random(12).randbytes(4 * MiB)
-    uploader.send(b"/upload big.bin %d\n" % len(data) + data)
-    assert uploader.expect("*** stored big.bin")
+    _, data = store_file(d.port, 4 * MiB, 12)
     hog = AdvClient(d.port)
     hog.sync()
     hog.send(b"/download big.bin\n" * 20 + b"/who\n")

@@ -7,7 +7,6 @@ that vanishes mid-file costs nothing.
 
 import hashlib
 import os
-import random
 import socket
 import sys
 import textwrap
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import FAST, AdvClient, MiB, open_fds, rtt, wait_until
+from helpers import FAST, AdvClient, MiB, open_fds, rtt, store_file, wait_until
 
 SITECUSTOMIZE = textwrap.dedent("""
     # Injected by the adversarial suite: count the bytes os.sendfile moves.
@@ -57,18 +56,10 @@ def counted(tmp_path, make_daemon):
     return start, sent
 
 
-def _store(d, size, seed):
-    data = random.Random(seed).randbytes(size)
-    u = AdvClient(d.port)
-    u.send(b"/upload big.bin %d\n" % len(data) + data)
-    assert u.expect("*** stored big.bin").endswith(hashlib.sha256(data).hexdigest())
-    return u, data
-
-
 def test_downloads_go_through_sendfile(counted):
     start, sent = counted
     d = start("--rate", "0", "--max-file-size", "16M")
-    u, data = _store(d, 12 * MiB + 5, 1)
+    u, data = store_file(d.port, 12 * MiB + 5, 1)
     u.say("/download big.bin")
     assert u.line() == f"FILE {len(data)} {hashlib.sha256(data).hexdigest()} big.bin"
     assert u.read_exact(len(data), timeout=20) == data
@@ -83,7 +74,7 @@ def test_downloads_go_through_sendfile(counted):
 def test_a_slow_reader_is_paced_with_bounded_memory(counted, figure):
     start, sent = counted
     d = start("--rate", "0", "--max-file-size", "32M")
-    u, data = _store(d, 24 * MiB, 2)
+    u, data = store_file(d.port, 24 * MiB, 2)
     talker = AdvClient(d.port)
     talker.sync()
     slow = AdvClient(d.port, rcvbuf=16384)
@@ -116,7 +107,7 @@ def test_a_slow_reader_is_paced_with_bounded_memory(counted, figure):
 def test_a_reader_that_vanishes_mid_file(counted, figure):
     start, sent = counted
     d = start("--rate", "0", "--max-file-size", "32M")
-    u, data = _store(d, 16 * MiB, 3)
+    u, data = store_file(d.port, 16 * MiB, 3)
     u.sync()
     pid = d.proc.pid
     before = open_fds(pid)
