@@ -160,7 +160,9 @@ class Download(IncomingFile):
             if offset:
                 file = open(temp, "r+b")
             else:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                flags = (os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_BINARY", 0))  # the last two: POSIX, Windows
+                fd = os.open(temp, flags, 0o600)
                 file = os.fdopen(fd, "wb")
         except OSError as e:
             raise TransferError(f"cannot write in {directory}: {_reason(e)}")

@@ -120,6 +120,16 @@ class Partials:
         """
         self._claimed.discard((size, sha256))
 
+    def drop(self, size, sha256):
+        """
+        The file was stored whole (by a plain upload): its kept part, if
+        any and not being resumed, is no longer needed.
+        """
+        kept = self._kept.pop((size, sha256), None)
+        if kept is not None:
+            _cancel(kept[2])
+            _remove(self.path(size, sha256))
+
     def _expire(self, key):
         kept = self._kept.pop(key, None)
         if kept is not None:

@@ -213,6 +213,8 @@ class FileStore:
 
         def committed(_):
             self.entries = entries
+            if self.partials is not None:
+                self.partials.drop(entry.size, entry.sha256)
             return entry, removed
         d = self.blocking(self._persist, upload, entry, entries, dropped)
         return d.addCallback(committed)

@@ -131,6 +131,7 @@ def test_nothing_kept_resumes_from_zero_and_a_plain_upload_never_resumes(make_da
     cut_upload(d, d.client(), "b.bin", data, 20000)
     assert upload(alice, "b.bin", data, sha(data)).startswith("*** stored b.bin: 50000")
     assert download(alice, "b.bin")[1] == data
+    assert partials(d) == {}  # stored whole: its kept part went
 
 
 def test_a_wrong_byte_in_the_kept_part_is_refused_and_deleted(make_daemon):
