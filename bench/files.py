@@ -78,12 +78,15 @@ class LineSocket:
 def _timed(pid, size, action):
     before = rss(pid)
     with RssSampler(pid) as sampler:
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         action()
         seconds = time.monotonic() - start
+        cpu = time.process_time() - cpu
     return {
         "bytes": size,
         "seconds": round(seconds, 3),
+        # The bench client's own CPU share: near 1.0 would make it the bottleneck.
+        "client_cpu_share": round(cpu / seconds, 2),
         "mb_per_s": round(size / seconds / 1e6, 1),
         "rss_before_mib": round(before / 2**20, 1),
         "rss_peak_mib": round(sampler.peak / 2**20, 1),

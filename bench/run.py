@@ -373,7 +373,8 @@ def run_files(ctx, results):
                     rec.append(one)
                     log(f"files round {r + 1} {direction} {kind}: "
                         f"{one.get('mb_per_s', one.get('error'))} MB/s, "
-                        f"RSS +{one.get('rss_growth_mib')} MiB")
+                        f"RSS +{one.get('rss_growth_mib')} MiB, "
+                        f"client CPU {one.get('client_cpu_share')}")
         for kind, _ in targets:
             data = entry["servers"][kind]
             for direction in ("upload", "download"):
@@ -381,6 +382,8 @@ def run_files(ctx, results):
                 data[f"{direction}_best_mb_per_s"] = max((x["mb_per_s"] for x in runs), default=None)
                 data[f"{direction}_rss_growth_max_mib"] = max(
                     (x["rss_growth_mib"] for x in runs), default=None)
+                data[f"{direction}_client_cpu_max"] = max(
+                    (x["client_cpu_share"] for x in runs), default=None)
     finally:
         for server in started:
             server.stop()

@@ -6,7 +6,8 @@
 every server line with ``grammar.parse_server_line``.  It takes what the user
 typed (``user_line``), handles the client-side commands (``/upload PATH``,
 ``/download NAME [DEST]``, ``/help``, ``/quit``) and passes everything else to
-the server, in the order typed.  ``App`` wires it to stdin and the terminal:
+the server, in the order typed; the transfers themselves are
+``chatd.clientfiles.FileTransfers``, a mixin.  ``App`` wires it to stdin and the terminal:
 connecting (and, with ``--reconnect``, reconnecting), Ctrl-C, Ctrl-D and the
 end of piped input, and the exit status.
 """
@@ -15,18 +16,16 @@ import argparse
 import collections
 import os
 import random
-import shlex
 import signal
 import sys
 
 from twisted.internet import defer, error, threads
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
-from twisted.python.failure import Failure
 
-from chatd import grammar, localfiles
+from chatd import grammar
+from chatd.clientfiles import FileTransfers, ResumeUpload
 from chatd.console import Console, FdStream
 from chatd.grammar import ChatError
-from chatd.localfiles import TransferError
 from chatd.transfer import TransferReceiver
 from chatd.terminal import TerminalMode, enable_escapes, raw_output, read_input
 from chatd.userinput import LineEditor, PipedLines, isatty
@@ -61,22 +60,7 @@ class _Quit:
         self.reason = reason
 
 
-class _Incoming:
-    """
-    The raw-section sink of one download: disk and progress bar.
-    """
-
-    def __init__(self, name, download, progress):
-        self.name = name
-        self.download = download
-        self.progress = progress
-
-    def write(self, data):
-        self.download.write(data)
-        self.progress.update(len(data))
-
-
-class ChatClient(TransferReceiver):
+class ChatClient(FileTransfers, TransferReceiver):
     """
     One connection to a chatd server.  ``console`` shows everything,
     ``clock`` is the reactor (or a ``task.Clock``), ``blocking(f, *args)``
@@ -87,7 +71,7 @@ class ChatClient(TransferReceiver):
     MAX_LENGTH = 1024 * 1024  # a /who reply on a big server is long
 
     def __init__(self, console, clock, *, name=None, blocking=defer.maybeDeferred,
-                 quit_timeout=QUIT_TIMEOUT):
+                 quit_timeout=QUIT_TIMEOUT, keep_partials=False, resume=()):
         self.console = console
         self.clock = clock
         self.wanted_name = name
@@ -109,11 +93,11 @@ class ChatClient(TransferReceiver):
         self._outbox = collections.deque()
         self._uploading = None  # the name of the upload under way
         self._said_waiting = False
-        self._pending = {}  # file name -> deque of (directory, filename) asked for
-        self._download = None  # the _Incoming being received
         self._quit_sent = False
         self._quit_timer = None
         self._timed_out = False
+        self._refused_server = False  # it sent a file we did not ask for
+        FileTransfers.__init__(self, keep_partials, resume)
 
     # --- connection -------------------------------------------------------
 
@@ -138,18 +122,15 @@ class ChatClient(TransferReceiver):
         return bool(self._download or self._uploading)
 
     def dataReceived(self, data):
+        if self._refused_server:
+            return
         self._touch()
         TransferReceiver.dataReceived(self, data)
 
     def connectionLost(self, reason=None):
         self._open = False
         self._cancel_quit_timer()
-        if self._download is not None:
-            sink, self._download = self._download, None
-            sink.progress.close()
-            sink.download.abort()
-            self._failed(f"download of {sink.name} cut off after {sink.download.received} "
-                         f"of {sink.download.size} bytes; partial file deleted")
+        self._transfers_lost()
         if reason is None or reason.check(error.ConnectionDone):
             self.lost_reason = "the server closed it"
         else:
@@ -166,16 +147,14 @@ class ChatClient(TransferReceiver):
 
     def lineReceived(self, line):
         message = grammar.parse_server_line(line)
-        if message.kind == "file":
-            self._receive_file(message)
+        if self.transfer_line(message):
             return
         if message.kind == "notice":
             self._track_name(message.text)
-        elif message.kind == "error" and message.text.startswith("no such file: "):
-            self._take_pending(message.text[len("no such file: "):])
         self.console.show(message.kind, message.text, message.name)
         if not self._greeted:
             self._greeted = True
+            self._resume_transfers()
             self._drain()
 
     def _track_name(self, text):
@@ -223,6 +202,8 @@ class ChatClient(TransferReceiver):
             item = self._outbox.popleft()
             if isinstance(item, _Quit):
                 self._send_quit(item.reason)
+            elif isinstance(item, ResumeUpload):
+                self._resume_upload(item.path)
             else:
                 self._handle(item)
 
@@ -302,139 +283,6 @@ class ChatClient(TransferReceiver):
                              f"{self.quit_timeout:g} s of /quit; closing it")
         self.transport.abortConnection()
 
-    # --- uploads ----------------------------------------------------------
-
-    def do_upload(self, arg):
-        path = _path_argument(arg)
-        if not path:
-            self.console.error("usage: /upload PATH")
-            return
-        self._uploading = os.path.basename(path) or path
-        d = self.blocking(localfiles.open_upload, path)
-        d.addCallback(self._send_upload, path)
-        d.addErrback(self._upload_refused)
-
-    def _upload_done(self):
-        self._uploading = None
-        self._said_waiting = False
-        self._drain()
-
-    def _upload_refused(self, failure):
-        if failure.check(TransferError):
-            self._failed(failure.value.message)
-        else:
-            self._failed(f"upload failed: {failure.getErrorMessage()}")
-        self._upload_done()
-
-    def _send_upload(self, source, path):
-        if not self._open:
-            source.close()
-            return
-        self._uploading = source.name
-        self.console.info(f"uploading {path} as {source.name} "
-                          f"({grammar.format_size(source.size)})")
-        progress = self.console.progress(source.size, f"upload {source.name}")
-
-        def sent(chunk):
-            progress.update(len(chunk))
-            self._touch()
-            return chunk
-
-        def done(result):
-            progress.close()
-            if isinstance(result, Failure) and self._open:
-                self._failed(f"upload of {source.name} failed: {result.getErrorMessage()}")
-            self._upload_done()
-
-        header = grammar.upload_command(source.name, source.size, source.sha256)
-        self.send_file(header, source, transform=sent, done=done)
-
-    # --- downloads --------------------------------------------------------
-
-    def do_download(self, arg):
-        try:
-            parts = shlex.split(arg)
-        except ValueError:
-            parts = [arg]
-        if len(parts) > 2:
-            parts = [arg]  # an unquoted name with spaces
-        if not parts or not parts[0]:
-            self.console.error("usage: /download NAME [DEST]")
-            return
-        name, dest = parts[0], (parts[1] if len(parts) == 2 else None)
-        try:
-            where = localfiles.resolve_destination(dest, name)
-        except TransferError as e:
-            self._failed(f"cannot download {name}: {e.message}")
-            return
-        self._pending.setdefault(name, collections.deque()).append(where)
-        self.send(grammar.client_command("download", name))
-
-    def _take_pending(self, name):
-        queue = self._pending.get(name)
-        if not queue:
-            return None
-        where = queue.popleft()
-        if not queue:
-            del self._pending[name]
-        return where
-
-    def _receive_file(self, header):
-        name, size = header.text, header.size
-        directory, filename = self._take_pending(name) or (".", name)
-        try:
-            grammar.check_filename(name)
-            download = localfiles.Download(directory, filename, size, header.sha256)
-        except ChatError as e:
-            self._failed(f"refused a download named {name!r}: {e.message}")
-            self.receive_raw(size, None)
-            return
-        except TransferError as e:
-            self._failed(f"download of {name} failed: {e.message}")
-            self.receive_raw(size, None)
-            return
-        sink = _Incoming(name, download, self.console.progress(size, f"download {name}"))
-        self._download = sink
-        self.receive_raw(size, sink)
-
-    def raw_finished(self, sink, rest):
-        if sink is not None:
-            self._download = None
-            self._finish_download(sink)
-        self.setLineMode(rest)
-
-    def _finish_download(self, sink):
-        sink.progress.close()
-        download = sink.download
-        try:
-            path = download.finish()
-        except TransferError as e:
-            self._failed(f"download of {sink.name} failed: {e.message}; "
-                         f"partial file deleted")
-            return
-        note = ""
-        if os.path.basename(path) != download.filename:
-            note = f" ({download.filename} already exists)"
-        self.console.info(f"saved {sink.name} ({grammar.format_size(download.size)}, "
-                          f"sha256 verified) as {path}{note}")
-
-    def _failed(self, message):
-        self.failures += 1
-        self.console.error(message)
-
-
-def _path_argument(arg):
-    """
-    ``/upload PATH``: the path as typed if it exists, else unquoted.
-    """
-    arg = arg.strip()
-    if not arg or os.path.exists(os.path.expanduser(arg)):
-        return arg
-    try:
-        parts = shlex.split(arg)
-    except ValueError:
-        return arg
-    return parts[0] if len(parts) == 1 else arg
 
 
 # --- the program -----------------------------------------------------------
@@ -469,6 +317,7 @@ class App:
         self._interrupts = 0
         self._delay = 0.0
         self._retry = None
+        self._unfinished = []  # transfers the last connection cut off
 
     def start(self):
         if self.interactive:
@@ -485,7 +334,8 @@ class App:
         if self.tls is not None:
             endpoint = wrapClientTLS(self.tls, endpoint)
         client = ChatClient(self.console, self.reactor, name=self.name,
-                            blocking=self._blocking)
+                            blocking=self._blocking, keep_partials=self.reconnect,
+                            resume=self._unfinished)
         client.on_name = self._named
         client.interactive = self.interactive
         client.on_secret = self._secret
@@ -494,6 +344,7 @@ class App:
 
     def _connected(self, client):
         self._delay = 0.0
+        self._unfinished = []  # the new client resumes them
         self.client = client
         client.done.addCallback(self._closed, client)
         if self._input is None:
@@ -572,6 +423,7 @@ class App:
     def _closed(self, clean, client):
         self.client = None
         self.failures += client.failures
+        self._unfinished.extend(client.unfinished)
         if clean:
             self.finish(1 if self.failures and not self.interactive else 0)
             return

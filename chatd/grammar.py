@@ -16,6 +16,7 @@ user text only ever appears *after* a marker and a validated name:
     - guest1, alice                 reply to a command (/who, /help, /files)
     ! no such user: zed             error
     FILE <size> <sha256> <name>     download header, followed by raw bytes
+    PART <offset> <size> <sha256> <name>  the same from an offset on
 """
 
 import re
@@ -160,6 +161,34 @@ def parse_upload(arg: str) -> UploadRequest:
     return UploadRequest(name, int(size_text), sha)
 
 
+def parse_upload_resume(arg: str) -> UploadRequest:
+    """
+    Parse the arguments of ``/upload-resume NAME SIZE SHA256`` (the same
+    rules as ``/upload``, the sha256 required).
+    """
+    usage = ChatError("usage: /upload-resume NAME SIZE SHA256")
+    try:
+        request = parse_upload(arg)
+    except ChatError as e:
+        raise usage if e.message.startswith("usage:") else e
+    if request.sha256 is None:
+        raise usage
+    return request
+
+
+def parse_download_from(arg: str) -> tuple:
+    """
+    Parse ``/download-from OFFSET NAME``: ``(offset, name)``.  The offset
+    comes first so a NAME with spaces stays whole.
+    """
+    offset_text, _, name = arg.partition(" ")
+    if not offset_text or not name:
+        raise ChatError("usage: /download-from OFFSET NAME")
+    if not offset_text.isdigit() or not offset_text.isascii():
+        raise ChatError(f"download offset must be a whole number of bytes, not {offset_text!r}")
+    return int(offset_text), name
+
+
 def check_filename(name: str) -> str:
     """
     Return a shareable file name or raise ``ChatError`` saying why not: no
@@ -248,6 +277,18 @@ def file_header(size: int, sha256: str, name: str) -> str:
     return f"FILE {size} {sha256} {name}"
 
 
+def part_header(offset: int, size: int, sha256: str, name: str) -> str:
+    """
+    The header of a download from ``offset`` on: SIZE and SHA256 are the
+    whole file's; SIZE - OFFSET raw bytes follow.
+    """
+    return f"PART {offset} {size} {sha256} {name}"
+
+
+def resume_notice(name: str, offset: int) -> str:
+    return notice(f"resume {name} from {offset}")
+
+
 def joined(name: str) -> str:
     return notice(f"{name} joined")
 
@@ -329,7 +370,8 @@ class ServerLine:
     One server line, classified.  ``kind`` is one of ``chat``, ``action``,
     ``private``, ``private-sent``, ``notice``, ``reply``, ``error``, ``file``
     or ``unknown``; ``name`` the user it is from (or to), ``text`` the rest.
-    For ``file``: ``size``, ``sha256`` and ``text`` (the file name).
+    For ``file`` and ``part``: ``size``, ``sha256`` and ``text`` (the file
+    name), and for ``part`` the ``offset`` its bytes start at (0 for ``file``).
     """
 
     kind: str
@@ -337,9 +379,11 @@ class ServerLine:
     name: Optional[str] = None
     size: Optional[int] = None
     sha256: Optional[str] = None
+    offset: int = 0
 
 
 _FILE = re.compile(r"FILE (\d+) ([0-9a-f]{64}) (.+)\Z")
+_PART = re.compile(r"PART (\d+) (\d+) ([0-9a-f]{64}) (.+)\Z")
 
 
 def parse_server_line(raw: bytes) -> ServerLine:
@@ -375,7 +419,22 @@ def parse_server_line(raw: bytes) -> ServerLine:
         if match:
             return ServerLine("file", match.group(3), size=int(match.group(1)),
                               sha256=match.group(2))
+        match = _PART.match(line)
+        if match and int(match.group(1)) <= int(match.group(2)):
+            return ServerLine("part", match.group(4), size=int(match.group(2)),
+                              sha256=match.group(3), offset=int(match.group(1)))
     return ServerLine("unknown", line)
+
+
+_RESUME = re.compile(r"resume (.+) from (\d+)\Z")
+
+
+def resumed_from(text: str) -> Optional[tuple]:
+    """
+    ``(name, offset)`` from the text of a ``*** resume NAME from K`` notice.
+    """
+    match = _RESUME.match(text)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 _GREETED = re.compile(r"Welcome to .*\byou are (\S+?);")
@@ -412,3 +471,11 @@ def client_command(word: str, *args) -> str:
 
 def upload_command(name: str, size: int, sha256: str) -> str:
     return client_command("upload", name, size, sha256)
+
+
+def upload_resume_command(name: str, size: int, sha256: str) -> str:
+    return client_command("upload-resume", name, size, sha256)
+
+
+def download_from_command(offset: int, name: str) -> str:
+    return client_command("download-from", offset, name)

@@ -12,6 +12,12 @@ from typing import Optional
 # overflows it and waits out SYN retries (1 s, 3 s, 7 s...).  The kernel caps
 # this at net.core.somaxconn.
 BACKLOG = 4096
+# Downloads one connection may queue behind the one being sent; a queued
+# download holds no open file, only its place in line.
+QUEUED_DOWNLOADS = 4
+# Uploads one address may have in progress at once (each may take up to
+# --max-file-size of --max-upload-space).
+UPLOADS_PER_ADDRESS = 2
 
 
 @dataclass
@@ -111,3 +117,43 @@ class ConnectionCounter:
             self.by_key[key] = left
         else:
             self.by_key.pop(key, None)
+
+
+class UploadSpace:
+    """
+    Bytes of uploads in progress (declared sizes, reserved when an upload
+    starts, released when it ends), in all and per address key.
+    """
+
+    def __init__(self, total, per_address=UPLOADS_PER_ADDRESS, format_size=str):
+        self.total = total
+        self.per_address = per_address
+        self.format_size = format_size
+        self.used = 0
+        self.by_key = {}
+
+    def reserve(self, key, size):
+        """
+        Take ``size`` bytes for an upload from ``key`` (``None``: no address
+        limit), or return why not.
+        """
+        if key is not None and self.by_key.get(key, 0) >= self.per_address:
+            return (f"too many uploads in progress from your address "
+                    f"(limit {self.per_address}); try again when one is done")
+        if self.used + size > self.total:
+            return (f"no room for uploads right now: "
+                    f"{self.format_size(self.used)} of uploads in progress "
+                    f"(limit {self.format_size(self.total)}); try again in a moment")
+        self.used += size
+        if key is not None:
+            self.by_key[key] = self.by_key.get(key, 0) + 1
+        return None
+
+    def release(self, key, size):
+        self.used -= size
+        if key is not None:
+            left = self.by_key.get(key, 0) - 1
+            if left > 0:
+                self.by_key[key] = left
+            else:
+                self.by_key.pop(key, None)

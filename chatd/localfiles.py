@@ -1,19 +1,19 @@
 """
 The client's side of file transfers, on the local disk.
 
-A download streams into a hidden temporary file in its destination directory,
-hashed as the bytes arrive, and is renamed into place only once its sha256
-matches; an existing file is never replaced (``name (1).ext`` is taken
+A download streams into a hidden file in its destination directory (named
+after it, so one cut off can be resumed), hashed as the bytes arrive, and is
+renamed into place only once its sha256 matches; an existing file is never replaced (``name (1).ext`` is taken
 instead).  An upload's source is opened and hashed first, by a blocking
 function meant for a thread, then read back exactly as many bytes as were
 announced, whatever happens to the file meanwhile.
 """
 
+import contextlib
 import errno
 import hashlib
 import os
 import stat
-import tempfile
 
 from chatd import grammar
 from chatd.grammar import ChatError
@@ -37,6 +37,22 @@ class TransferError(Exception):
 
 def _reason(error):
     return error.strerror or str(error)
+
+
+@contextlib.contextmanager
+def _cleaning_up(cleanup, what):
+    """
+    On an ``OSError`` or ``TransferError`` inside: ``cleanup()``, then raise
+    ``TransferError`` (an ``OSError`` as ``what: reason``).
+    """
+    try:
+        yield
+    except OSError as e:
+        cleanup()
+        raise TransferError(f"{what}: {_reason(e)}")
+    except TransferError:
+        cleanup()
+        raise
 
 
 # --- downloads ---------------------------------------------------------------
@@ -102,23 +118,78 @@ def _umask():
     return mask
 
 
+def partial_path(directory, filename):
+    """
+    Where a download of ``filename`` into ``directory`` is received: a
+    hidden file named after it, so a download cut off can be resumed.
+    """
+    name = f".chatd-{filename}.part"
+    if len(name.encode("utf-8", "surrogateescape")) > 250:
+        name = f".chatd-{hashlib.sha256(filename.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.part"
+    return os.path.join(directory, name)
+
+
+def partial_size(directory, filename):
+    """
+    The bytes a cut-off download of ``filename`` left in ``directory`` (0: none).
+    """
+    try:
+        info = os.lstat(partial_path(directory, filename))
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+
+
 class Download(IncomingFile):
     """
     One file being received: ``write`` each chunk, then ``finish`` (verify
-    and move into place) or ``abort``.
+    and move into place), ``abort`` (delete), or ``keep`` (cut off: left
+    for a later resume).  With ``offset``, the first ``offset`` bytes are
+    already in the hidden file (hashed again first, so the sha256 check
+    covers the whole file) and the rest is appended.
     """
 
-    def __init__(self, directory, filename, size, sha256):
+    def __init__(self, directory, filename, size, sha256, offset=0):
         self.directory = directory
         self.filename = filename
         self.size = size
         self.sha256 = sha256
+        self.offset = offset
+        temp = partial_path(directory, filename)
         try:
-            fd, temp = tempfile.mkstemp(prefix=".chatd-", suffix=".part",
-                                        dir=directory)
+            if offset:
+                file = open(temp, "r+b")
+            else:
+                flags = (os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_BINARY", 0))  # the last two: POSIX, Windows
+                fd = os.open(temp, flags, 0o600)
+                file = os.fdopen(fd, "wb")
         except OSError as e:
             raise TransferError(f"cannot write in {directory}: {_reason(e)}")
-        IncomingFile.__init__(self, temp, os.fdopen(fd, "wb"))
+        IncomingFile.__init__(self, temp, file)
+        if offset:
+            self._rehash()
+
+    def _rehash(self):
+        with _cleaning_up(self.abort, f"cannot read the kept part of {self.filename}"):
+            left = self.offset
+            while left:
+                chunk = self._file.read(min(left, CHUNK * 16))
+                if not chunk:
+                    raise TransferError(f"the kept part of {self.filename} is shorter "
+                                        f"than {self.offset} bytes")
+                self._hash.update(chunk)
+                left -= len(chunk)
+            self._file.truncate(self.offset)
+
+    def keep(self):
+        """
+        Cut off: leave what arrived for a resume.
+        """
+        try:
+            self._file.close()
+        except OSError:
+            self.abort()
 
     def finish(self):
         """
@@ -133,16 +204,10 @@ class Download(IncomingFile):
             raise TransferError(
                 f"sha256 mismatch for {self.filename}: got {digest}, "
                 f"expected {self.sha256}")
-        try:
+        with _cleaning_up(self.abort, f"could not save {self.filename}"):
             self.close()
-            os.chmod(self.temp, 0o666 & ~_umask())  # mkstemp made it private
+            os.chmod(self.temp, 0o666 & ~_umask())  # created private (0600)
             return place(self.temp, self.directory, self.filename)
-        except OSError as e:
-            self.abort()
-            raise TransferError(f"could not save {self.filename}: {_reason(e)}")
-        except TransferError:
-            self.abort()
-            raise
 
 
 # --- uploads -----------------------------------------------------------------
@@ -161,6 +226,13 @@ class UploadSource:
         self.size = size
         self.sha256 = sha256
         self._left = size
+
+    def skip_to(self, offset):
+        """
+        Go on from byte ``offset`` (a resumed upload).
+        """
+        self.file.seek(offset)
+        self._left = self.size - offset
 
     def read(self, n=-1):
         if n < 0 or n > self._left:
@@ -190,7 +262,7 @@ def open_upload(path):
         file = open(path, "rb")
     except OSError as e:
         raise TransferError(f"cannot read {path}: {_reason(e)}")
-    try:
+    with _cleaning_up(file.close, f"cannot read {path}"):
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise TransferError(f"cannot upload {path}: not a regular file")
@@ -204,10 +276,4 @@ def open_upload(path):
             digest.update(chunk)
             left -= len(chunk)
         file.seek(0)
-    except OSError as e:
-        file.close()
-        raise TransferError(f"cannot read {path}: {_reason(e)}")
-    except TransferError:
-        file.close()
-        raise
     return UploadSource(file, name, size, digest.hexdigest())

@@ -108,7 +108,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._connected = False
         self.factory.connection_closed(self)
         if self._upload is not None:
-            self._upload.abort()
+            self._upload.cut_off()  # kept for /upload-resume if it can be
         self._upload = None
         if self._joined:
             self.leave(self._departure)
@@ -218,7 +218,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             if self._upload is not None:
                 self.error(f"upload of {self._upload.name} cut off: "
                            f"{self._raw_left} bytes missing; not stored")
-                self._upload.abort()
+                self._upload.cut_off()
                 self._upload = None
         elif self._buffer:
             self.dataReceived(b"\n")
@@ -286,7 +286,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self.error(f"{what} timed out after "
                    f"{self.limits.upload_timeout:g} s idle; not stored")
         if self._upload is not None:
-            self._upload.abort()
+            self._upload.cut_off()
             self._upload = None
         self._departure = "upload timed out"
         self.close_when_sent()

@@ -95,6 +95,16 @@ class Options(usage.Options):
         ["max-file-size", None, "50M",
          "Largest file accepted (bytes, or with a K/M/G suffix).",
          _size("max-file-size")],
+        ["max-upload-space", None, None,
+         "Bytes of uploads in progress at once, in all (default: 4 times "
+         "--max-file-size); an upload over it is refused before any byte is "
+         "stored.", _size("max-upload-space")],
+        ["resume-window", None, 600.0,
+         "Seconds a cut-off upload that declared a sha256 is kept for "
+         "/upload-resume.", _seconds("resume-window")],
+        ["max-partial-space", None, None,
+         "Bytes of cut-off uploads kept for resuming, in all (default: 2 times "
+         "--max-file-size); the oldest go first.", _size("max-partial-space")],
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
@@ -214,6 +224,12 @@ class Options(usage.Options):
         self._check_web()
         for option in ("max-file-size", "sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
+        if self["max-partial-space"] is None:
+            self["max-partial-space"] = 2 * self["max-file-size"]
+        if self["max-upload-space"] is None:
+            self["max-upload-space"] = 4 * self["max-file-size"]
+        elif self["max-upload-space"] < self["max-file-size"]:
+            raise usage.UsageError("--max-upload-space must be at least --max-file-size")
         if self["sendq"] < 4096:
             raise usage.UsageError("--sendq must be at least 4K")
         if self["hash-memory"] < 8192:
@@ -294,7 +310,10 @@ def makeFactory(options, reactor, accounts=None):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
     store = FileStore(options["data-dir"], keep=options["keep-files"],
-                      max_size=options["max-file-size"], blocking=blocking)
+                      max_size=options["max-file-size"], blocking=blocking,
+                      upload_space=options["max-upload-space"], reactor=reactor,
+                      resume_window=options["resume-window"],
+                      partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),

@@ -6,8 +6,8 @@ server receives uploads and sends downloads, the client sends uploads and
 receives downloads.  ``TransferReceiver`` is the ``LineReceiver`` that does
 the framing for both: raw mode for exactly the byte count a header line
 stated (leftover bytes go back to line mode), and files sent with
-``FileSender`` while lines written meanwhile are held, bounded, until the
-file is out.  On the server it also bounds what waits for a slow reader
+``os.sendfile`` (plain TCP) or ``FileSender`` while lines written meanwhile
+are held, bounded, until the file is out.  On the server it also bounds what waits for a slow reader
 (the send queue, watched through the transport's producer signals) and
 coalesces a reactor pass's lines into one write per connection.
 """
@@ -16,10 +16,12 @@ import collections
 
 from twisted.internet.interfaces import IPullProducer, IPushProducer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.protocols.basic import FileSender, LineReceiver
 from zope.interface import implementer
 
 from chatd import grammar
+from chatd.sendfile import SendfileProducer, can_sendfile
 
 HELD_LINES = 1000  # lines held while a file is being sent...
 HELD_BYTES = 256 * 1024  # ...and their bytes, unless a send queue limit is set
@@ -56,6 +58,7 @@ class TransferReceiver(LineReceiver):
     _skipped = 0
     _held = None  # lines (bytes) and files (tuples) waiting behind a file
     _held_lines = 0
+    _held_files = 0
     _held_bytes = 0
     _close_when_sent = False
     _pauses = None  # reasons input is paused (pacing, an upload committing)
@@ -279,26 +282,49 @@ class TransferReceiver(LineReceiver):
         if start_writing is not None:
             start_writing()
 
+    @property
+    def files_queued(self):
+        """
+        Files waiting behind the one being sent.
+        """
+        return self._held_files
+
     def send_file(self, header, source, transform=None, done=None):
         """
-        Send the ``header`` line then every byte of the open file ``source``
-        with ``FileSender`` (a pull producer: a slow reader slows it, nothing
-        piles up); queued behind a file already being sent.  ``done(result)``
-        is called when it is out (or failed).
+        Send the ``header`` line then every byte of ``source`` from its
+        position on: with ``os.sendfile`` on plain TCP, else (TLS, or a
+        ``transform``) with ``FileSender``; both are pull producers, so a
+        slow reader slows them and nothing piles up.  Queued behind a file
+        already being sent.  ``source`` is
+        an open file or a function that opens one, called only when the
+        transfer starts (so queued files hold no descriptor); a
+        ``ChatError`` it raises is sent as one ``!`` line instead.
+        ``done(result)`` is called when it is out (or failed).
         """
         if self._sending_file:
             self._held.append((header, source, transform, done))
+            self._held_files += 1
             return
         if self._held is None:
             self._held = collections.deque()
+        if callable(source):
+            try:
+                source = source()
+            except grammar.ChatError as e:
+                self.send(grammar.error(e.message))
+                return
         self._flush_queue()
         if self._flow is not None:
             self.transport.unregisterProducer()
-        self.transport.write(grammar.encode_line(header))
+        if header is not None:  # None: the peer asked for these bytes already
+            self.transport.write(grammar.encode_line(header))
         self._sending_file = True
         self._direct = False
-        _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
-        d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
+        if transform is None and can_sendfile(self.transport):
+            d = SendfileProducer(self.transport, source).start()
+        else:
+            _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
+            d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
         d.addBoth(self._file_sent, source, done)
 
     def _file_sent(self, result, source, done):
@@ -311,6 +337,15 @@ class TransferReceiver(LineReceiver):
             self._check_direct()
         if done is not None:
             done(result)
+        transport = self.transport
+        if transport is None or not transport.connected or transport.disconnecting:
+            self._drop_held()  # gone: open no more files for it
+            return
+        if isinstance(result, Failure):
+            # Cut short: the peer would read what follows as file bytes.
+            self._drop_held()
+            transport.abortConnection()
+            return
         if self._skipped:
             skipped, self._skipped = self._skipped, 0
             self.send(grammar.notice(f"{skipped} lines skipped while a file was sent"))
@@ -321,9 +356,18 @@ class TransferReceiver(LineReceiver):
                 self._held_bytes -= len(item)
                 self.deliver(item)
             else:
+                self._held_files -= 1
                 self.send_file(*item)
         if self._close_when_sent and not self._sending_file:
             self.close_when_sent()
+
+
+    def _drop_held(self):
+        held, self._held = self._held, None
+        self._held_lines = self._held_bytes = self._held_files = 0
+        for item in held or ():
+            if not isinstance(item, bytes) and not callable(item[1]):
+                item[1].close()
 
 
 class _ChunkedFileSender(FileSender):

@@ -116,6 +116,7 @@ def test_every_kind_of_server_line_is_shown_at_any_chunk_size(tmp_path, monkeypa
               + data
               + b"<bob> after the file\r\n"
               + b"something else\n")
+    h.client.user_line("/download p.bin")  # sent once the greeting is in
     h.feed(stream, size)
     assert h.lines() == [
         "*** Welcome to chatd on test: 1 online, you are guest1; files up to 50 MiB; type /help for commands",
@@ -211,6 +212,7 @@ def test_download_with_a_wrong_sha256_is_deleted_and_said(h, size):
 def test_download_never_overwrites_an_existing_file(h):
     (h.directory / "notes.txt").write_bytes(b"mine")
     (h.directory / "notes (1).txt").write_bytes(b"also mine")
+    h.client.user_line("/download notes.txt")
     download(h, "notes.txt", b"theirs")
     assert (h.directory / "notes.txt").read_bytes() == b"mine"
     assert (h.directory / "notes (1).txt").read_bytes() == b"also mine"
@@ -239,19 +241,34 @@ def test_download_of_a_missing_file_forgets_its_destination(h):
     (h.directory / "inbox").mkdir()
     h.client.user_line("/download a.bin inbox")
     h.feed(b"! no such file: a.bin\r\n")
-    download(h, "a.bin", b"unasked")  # a later download goes to the default place
-    assert (h.directory / "a.bin").read_bytes() == b"unasked"
+    h.client.user_line("/download a.bin")
+    download(h, "a.bin", b"asked again")  # a later download goes to the default place
+    assert (h.directory / "a.bin").read_bytes() == b"asked again"
 
 
 @pytest.mark.parametrize("name", ["../escape.bin", "sub/dir.bin"])
 def test_a_download_name_with_a_path_is_refused_and_its_bytes_skipped(h, name):
+    h.client.user_line(f"/download {name}")
     download(h, name, b"evil\r\n<mallory> forged\r\n")
     assert files(h.directory) == []
     assert h.lines()[-2].startswith("! refused a download named")
     assert h.lines()[-1] == "<bob> next"
 
 
+@pytest.mark.parametrize("size", CHUNKS)
+def test_a_file_nobody_asked_for_is_refused_and_the_connection_closed(h, size):
+    h.client.user_line("/download wanted.bin")
+    download(h, "evil.sh", b"rm -rf ~\r\n<mallory> forged\r\n", size=size)
+    assert files(h.directory) == []
+    assert h.lines()[-1] == ("! the server sent a file nobody asked for ('evil.sh'); "
+                             "closing the connection")
+    assert h.transport.disconnecting
+    assert not [line for line in h.lines() if "forged" in line or "next" in line]
+    assert h.client.failures == 1
+
+
 def test_a_download_cut_off_by_the_connection_is_deleted(h):
+    h.client.user_line("/download big.bin")
     header = grammar.file_header(1000, "0" * 64, "big.bin")
     h.feed(grammar.encode_line(header) + b"x" * 400)
     h.lose(ConnectionLost)
@@ -261,6 +278,7 @@ def test_a_download_cut_off_by_the_connection_is_deleted(h):
 
 
 def test_download_progress_goes_to_stderr(h):
+    h.client.user_line("/download p.bin")
     download(h, "p.bin", os.urandom(5000))
     assert "download p.bin" in h.err.getvalue()
     assert "download p.bin" not in h.out.getvalue()
@@ -587,3 +605,191 @@ def test_nothing_listening_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert f"could not connect to 127.0.0.1:{port}" in result.stderr.decode()
     assert result.stdout == b""
+
+
+def test_a_hostile_server_cannot_make_the_client_save_a_file(tmp_path):
+    """
+    A server that sends a ``FILE`` section nobody asked for: the real client
+    writes nothing, says so, and closes the connection.
+    """
+    import socket
+
+    data = b"#!/bin/sh\necho owned\n"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    received = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(GREETING + grammar.encode_line(
+                grammar.file_header(len(data), sha(data), "evil.sh")) + data
+                + b"<mallory> forged\r\n")
+            conn.settimeout(20)
+            while True:  # until the client closes
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                received.append(chunk)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        client = Script(port, cwd=tmp_path)  # stdin stays open: it never quits
+        code = client.proc.wait(20)
+        err = client.proc.stderr.read().decode()
+        client.reader.join(5)
+        server.join(20)
+        assert not server.is_alive(), "the client did not close the connection"
+    finally:
+        listener.close()
+        client.kill()
+    out = []
+    while not client.lines.empty():
+        out.append(client.lines.get())
+    assert code == 1, (out, err)
+    assert os.listdir(tmp_path) == []
+    assert [line for line in out if "nobody asked" in line][0].endswith(
+        "! the server sent a file nobody asked for ('evil.sh'); closing the connection")
+    assert not [line for line in out if "forged" in line], out
+
+
+# --- resuming (issue 17) --------------------------------------------------------
+
+
+def test_a_cut_off_download_is_kept_and_resumed_by_the_next_connection(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = os.urandom(100_000)
+    first = Harness(tmp_path, keep_partials=True)
+    first.client.user_line("/download d.bin")
+    assert first.sent() == b"/download d.bin\r\n"
+    first.feed(grammar.encode_line(grammar.file_header(len(data), sha(data), "d.bin"))
+               + data[:40_000])
+    first.lose(ConnectionLost)
+    assert files(tmp_path) == [".chatd-d.bin.part"]
+    assert first.lines()[-1] == "-- download of d.bin cut off after 40000 of 100000 bytes; kept to resume"
+    assert first.client.failures == 0
+    second = Harness(tmp_path, greet=False, keep_partials=True, resume=first.client.unfinished)
+    second.feed(GREETING)
+    assert second.sent() == b"/download-from 40000 d.bin\r\n"
+    assert "-- resuming d.bin from 39.1 KiB" in second.lines()
+    second.feed(grammar.encode_line(grammar.part_header(40_000, len(data), sha(data), "d.bin"))
+                + data[40_000:] + b"<bob> next\r\n")
+    assert (tmp_path / "d.bin").read_bytes() == data
+    assert files(tmp_path) == ["d.bin"]
+    assert second.lines()[-2] == "-- saved d.bin (97.7 KiB, sha256 verified) as ./d.bin"
+    assert second.lines()[-1] == "<bob> next"
+
+
+def test_a_download_whose_kept_part_is_there_resumes_and_checks_the_whole_file(h):
+    data = os.urandom(5000)
+    (h.directory / ".chatd-k.bin.part").write_bytes(b"X" + data[1:2000])  # one wrong byte
+    h.client.user_line("/download k.bin")
+    assert h.sent() == b"/download-from 2000 k.bin\r\n"
+    h.feed(grammar.encode_line(grammar.part_header(2000, len(data), sha(data), "k.bin"))
+           + data[2000:])
+    assert files(h.directory) == []  # the sha256 covers the kept part too: deleted
+    assert "sha256 mismatch for k.bin" in h.lines()[-1]
+
+
+def test_a_kept_part_longer_than_the_file_starts_over(h):
+    (h.directory / ".chatd-s.bin.part").write_bytes(b"x" * 50)
+    h.client.user_line("/download s.bin")
+    assert h.sent() == b"/download-from 50 s.bin\r\n"
+    h.feed(b"! offset 50 is past the end of s.bin (10 bytes)\r\n")
+    assert h.sent() == b"/download s.bin\r\n"
+    download(h, "s.bin", b"0123456789")
+    assert (h.directory / "s.bin").read_bytes() == b"0123456789"
+
+
+def test_a_part_at_another_offset_than_asked_is_refused(h):
+    h.client.user_line("/download p.bin")
+    h.feed(grammar.encode_line(grammar.part_header(3, 10, "0" * 64, "p.bin")) + b"3456789")
+    assert files(h.directory) == []
+    assert h.transport.disconnecting
+
+
+def test_a_cut_off_upload_is_resumed_from_where_the_server_says(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = os.urandom(300_000)
+    (tmp_path / "u.bin").write_bytes(data)
+    first = Harness(tmp_path, keep_partials=True)
+    first.client.user_line("/upload u.bin")
+    first.transport.producer.resumeProducing()  # one chunk out, then the line drops
+    first.lose(ConnectionLost)
+    assert first.client.unfinished == [("upload", "u.bin")]
+    second = Harness(tmp_path, greet=False, keep_partials=True, resume=first.client.unfinished)
+    second.feed(GREETING)
+    assert second.sent() == f"/upload-resume u.bin {len(data)} {sha(data)}\r\n".encode()
+    second.client.user_line("typed meanwhile")
+    assert second.sent() == b""  # waits behind the upload
+    second.feed(b"*** resume u.bin from 123456\r\n")
+    second.pump()
+    assert second.sent() == data[123456:] + b"typed meanwhile\r\n"
+    assert "-- resuming u.bin from 120.6 KiB" in second.lines()
+
+
+def test_a_refused_resume_is_said_and_typing_goes_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "u.bin").write_bytes(b"abc")
+    h = Harness(tmp_path, greet=False, keep_partials=True, resume=[("upload", "u.bin")])
+    h.feed(GREETING)
+    h.sent()
+    h.client.user_line("after")
+    h.feed(b"! u.bin is being resumed by another connection; try again later\r\n")
+    assert h.sent() == b"after\r\n"
+    assert h.client.failures == 1
+
+
+def _resume_script(proxy, tmp_path, script):
+    client = Script(proxy.port, "--reconnect", cwd=tmp_path)
+    for line in script:
+        client.type(line)
+    return client
+
+
+def test_reconnect_resumes_an_upload_over_a_cut_connection(daemon, tmp_path, scripts):
+    from cutproxy import CutProxy
+
+    data = os.urandom(6 * 2**20)
+    (tmp_path / "slides.pdf").write_bytes(data)
+    proxy = CutProxy(daemon.port, upstream=2 * 2**20 + 12345)
+    try:
+        client = scripts(proxy.port, "--reconnect", cwd=tmp_path)
+        client.type("/upload slides.pdf")
+        resumed = client.wait_for("-- resuming slides.pdf from", timeout=20)
+        client.wait_for(f"*** stored slides.pdf: {len(data)} bytes, sha256 {sha(data)}", timeout=20)
+        assert proxy.cut.is_set() and proxy.connections == 2
+        offset = float(resumed.rsplit(" from ", 1)[1].split()[0])
+        assert 1.0 < offset <= 2.1, resumed  # MiB the server had kept
+        code, err = client.end()
+        assert code == 0, err
+    finally:
+        proxy.close()
+    bob = daemon.client()
+    bob.say("/download slides.pdf")
+    assert bob.line() == grammar.file_header(len(data), sha(data), "slides.pdf")
+    assert bob.read_exact(len(data), timeout=20) == data
+
+
+def test_reconnect_resumes_a_download_over_a_cut_connection(daemon, tmp_path, scripts):
+    from cutproxy import CutProxy
+
+    data = os.urandom(6 * 2**20)
+    alice = daemon.client()
+    alice.send(f"/upload big.bin {len(data)}\n".encode() + data)
+    assert alice.expect("*** stored big.bin")
+    (tmp_path / "out").mkdir()
+    proxy = CutProxy(daemon.port, downstream=3 * 2**20)
+    try:
+        client = scripts(proxy.port, "--reconnect", cwd=tmp_path)
+        client.type("/download big.bin out")
+        client.wait_for("-- resuming big.bin from", timeout=20)
+        client.wait_for("saved big.bin (6 MiB, sha256 verified) as out/big.bin", timeout=20)
+        assert proxy.cut.is_set() and proxy.connections == 2
+        code, err = client.end()
+        assert code == 0, err
+    finally:
+        proxy.close()
+    assert (tmp_path / "out" / "big.bin").read_bytes() == data
+    assert os.listdir(tmp_path / "out") == ["big.bin"]

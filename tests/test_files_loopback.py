@@ -269,7 +269,10 @@ def test_download_is_never_interleaved_with_chat(daemon):
     assert (header.kind, header.size, header.sha256) == ("file", len(big), sha(big))
     for i in range(5):  # while bob is not reading: the file is still going out
         alice.say(f"during {i}")
-    time.sleep(0.2)
+    # alice's lines are handled in order: once her /who is answered, all
+    # five have been delivered to bob (held behind the file).
+    alice.say("/who")
+    alice.expect("- online (")
     assert bob.read_exact(header.size, timeout=20) == big
     assert [bob.line() for _ in range(5)] == [f"<alice> during {i}" for i in range(5)]
     alice.say("after")

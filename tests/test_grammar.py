@@ -403,3 +403,52 @@ def test_valid_names_cannot_contain_line_markers(name):
         return
     assert not set(name) & set("<>*:! \t\r\n") and name.isascii() and name.isprintable()
     assert 1 <= len(name) <= 32
+
+
+# --- resumable transfers (docs/PROTOCOL.md, "Resume") ---------------------------
+
+
+def test_resume_lines_as_documented():
+    digest = "0123456789abcdef" * 4
+    assert grammar.part_header(5, 10, digest, "my file.txt") == \
+        f"PART 5 10 {digest} my file.txt"
+    assert grammar.resume_notice("slides.pdf", 37) == "*** resume slides.pdf from 37"
+    assert grammar.resumed_from("resume my slides.pdf from 37") == ("my slides.pdf", 37)
+    assert grammar.resumed_from("resume x from") is None
+    line = grammar.parse_server_line(f"PART 0 10 {digest} a b".encode())
+    assert (line.kind, line.offset, line.size, line.sha256, line.text) == \
+        ("part", 0, 10, digest, "a b")
+    # An offset past the size is no PART header.
+    assert grammar.parse_server_line(f"PART 11 10 {digest} a".encode()).kind == "unknown"
+    assert grammar.download_from_command(7, "a b") == "/download-from 7 a b"
+    assert grammar.upload_resume_command("a b", 3, digest) == f"/upload-resume a b 3 {digest}"
+
+
+@pytest.mark.parametrize("arg, expected", [
+    ("0 a.txt", (0, "a.txt")),
+    ("12 my 2 files.txt", (12, "my 2 files.txt")),
+])
+def test_parse_download_from(arg, expected):
+    assert grammar.parse_download_from(arg) == expected
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("", "usage: /download-from OFFSET NAME"),
+    ("5", "usage: /download-from OFFSET NAME"),
+    ("-5 a", "download offset must be a whole number of bytes, not '-5'"),
+    ("５ a", "download offset must be a whole number of bytes, not '５'"),
+])
+def test_parse_download_from_errors(arg, message):
+    with pytest.raises(ChatError) as e:
+        grammar.parse_download_from(arg)
+    assert e.value.message == message
+
+
+def test_parse_upload_resume_needs_the_sha256():
+    digest = "ab" * 32
+    request = grammar.parse_upload_resume(f"my file 10 {digest.upper()}")
+    assert (request.name, request.size, request.sha256) == ("my file", 10, digest)
+    for arg in ("a.txt 10", "a.txt", ""):
+        with pytest.raises(ChatError) as e:
+            grammar.parse_upload_resume(arg)
+        assert e.value.message == "usage: /upload-resume NAME SIZE SHA256"

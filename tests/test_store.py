@@ -39,6 +39,20 @@ def put(store, name, data, uploader="alice", sha256=None, chunk=7):
     return result
 
 
+def held_blocking():
+    """
+    ``(pending, blocking)``: each call of ``blocking`` waits in ``pending``
+    as ``(Deferred, f, args)`` until the test runs it.
+    """
+    pending = []
+
+    def blocking(f, *args):
+        d = defer.Deferred()
+        pending.append((d, f, args))
+        return d
+    return pending, blocking
+
+
 def tree(path):
     """
     Every file below ``path``, relative.
@@ -195,12 +209,7 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
     The fsync runs through ``blocking`` (a thread in the daemon); nothing
     is listed until it is done.
     """
-    pending = []
-
-    def blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+    pending, blocking = held_blocking()
 
     store = FileStore(data_dir, blocking=blocking)
     upload = store.begin("slow", 3, "alice")
@@ -209,27 +218,79 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
     fired = []
     done.addBoth(lambda result: fired.append(result) or result)
     ran = []
-    while pending:  # the worker's write, then the fsync
+    while pending:  # the worker's write, then the fsync, rename and index
         assert store.entries == [] and fired == []
         d, f, args = pending.pop(0)
         ran.append(f)
         d.callback(f(*args))
-    assert ran == [upload._store_chunks, upload.close]
+    assert ran == [upload._hash_chunks, upload._write_chunks, store._persist]
     entry, removed = result_of(done)
     assert names(store) == ["slow"] and removed == []
 
 
-def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
+def test_commit_syncs_off_the_reactor_thread_in_order(data_dir, monkeypatch):
     """
-    Chunks wait while the worker stores a batch, go in the next batch in
-    order, and a backlog over the high mark pauses input until it drains.
+    Every fsync of a commit (the bytes, the index, the directory) runs
+    inside ``blocking`` (a thread in the daemon), in the crash-safe order:
+    bytes, rename into files/, index, directory.
     """
-    pending = []
+    inside = [False]
+    events = []
 
     def blocking(f, *args):
-        d = defer.Deferred()
-        pending.append((d, f, args))
-        return d
+        inside[0] = True
+        try:
+            return defer.maybeDeferred(f, *args)
+        finally:
+            inside[0] = False
+
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("fsync", os.path.relpath(path, data_dir), inside[0]))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.relpath(dst, data_dir), inside[0]))
+        return real_replace(src, dst)
+
+    store = FileStore(data_dir, blocking=blocking)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    entry, _ = put(store, "a", b"abc")
+    monkeypatch.undo()
+    part = f"tmp/{entry.id}.part"
+    assert [e[:2] for e in events] == [
+        ("fsync", part), ("rename", f"files/{entry.id}"), ("fsync", "index.json.tmp"),
+        ("rename", "index.json"), ("fsync", ".")]
+    assert all(on_worker for _, _, on_worker in events), events
+
+
+def test_commits_in_flight_at_once_are_both_listed(data_dir):
+    pending, blocking = held_blocking()
+
+    store = FileStore(data_dir, blocking=blocking)
+    uploads = [store.begin(name, 1, "alice") for name in ("one", "two")]
+    done = []
+    for upload in uploads:
+        upload.write(b"x")
+        done.append(upload.finish())
+    while pending:
+        d, f, args = pending.pop(0)
+        d.callback(f(*args))
+    assert [result_of(d)[0].name for d in done] == ["one", "two"]
+    assert names(store) == ["two", "one"]
+    assert names(FileStore(data_dir)) == ["two", "one"]
+
+
+def test_chunks_are_stored_in_order_by_the_workers_and_throttled(data_dir):
+    """
+    Chunks wait while the workers hash and write a batch, go in the next
+    batch in order, and a backlog over the high mark pauses input until it
+    drains.
+    """
+    pending, blocking = held_blocking()
 
     store = FileStore(data_dir, blocking=blocking, max_size=2**30)
     upload = store.begin("big", 3 * 2**20 + 3, "alice")
@@ -239,17 +300,26 @@ def test_chunks_are_stored_in_order_by_the_worker_and_throttled(data_dir):
     upload.write(b"a")
     upload.write(b"b" * 2**20)
     upload.write(b"c" * 2**20)
-    assert calls == ["pause"] and len(pending) == 1  # one batch at a time
-    d, f, args = pending.pop(0)
-    assert args == ([b"a"],)
-    d.callback(f(*args))
-    assert len(pending) == 1 and pending[0][2] == ([b"b" * 2**20, b"c" * 2**20],)
+
+    def run_step():
+        """
+        One batch: its hash and its write, each in a worker, both pending.
+        """
+        (d1, hashing, args1), (d2, writing, args2) = pending[:2]
+        del pending[:2]
+        assert (hashing, writing) == (upload._hash_chunks, upload._write_chunks)
+        assert args1 == args2
+        d1.callback(hashing(*args1))
+        d2.callback(writing(*args2))
+        return args1
+
+    assert calls == ["pause"] and len(pending) == 2  # one batch at a time
+    assert run_step() == ([b"a"],)
+    assert len(pending) == 2 and pending[0][2] == ([b"b" * 2**20, b"c" * 2**20],)
     upload.write(b"d" * 2**20 + b"ef")
-    d, f, args = pending.pop(0)
-    d.callback(f(*args))
+    run_step()
     assert calls == ["pause"]  # 1 MiB + 2 bytes still waiting: over the low mark
-    d, f, args = pending.pop(0)
-    d.callback(f(*args))
+    run_step()
     assert calls == ["pause", "resume"]
     done = upload.finish()
     d, f, args = pending.pop(0)

@@ -188,6 +188,8 @@ def test_an_over_limit_connection_is_closed_at_accept_time_without_a_line():
     refused.makeConnection(transport)
     assert transport.disconnecting and transport.value() == b""
     assert chat.connections.by_key == {"10.0.0.1": 1}
+
+
 def test_pair_mode_over_tls_ends_with_a_lone_bye(make_daemon, certificate):
     """
     The farewell's drain watch over TLS (a pull producer there is driven
@@ -206,3 +208,29 @@ def test_pair_mode_over_tls_ends_with_a_lone_bye(make_daemon, certificate):
     for client in (x, y):
         assert client.line() == "*** session over: client Y said Bye"
         assert client.closed() and client.buffer == b"Bye"
+
+
+def test_downloads_over_tls_take_the_chunked_path_from_any_offset(make_daemon, certificate):
+    """
+    ``sendfile`` cannot feed TLS: downloads there go through ``FileSender``,
+    whole and from an offset, byte-exact.
+    """
+    import hashlib
+    import os
+
+    port = free_port()
+    d = make_daemon(*tls_args(certificate, port))
+    data = os.urandom(3 * 2**20 + 11)
+    digest = hashlib.sha256(data).hexdigest()
+    plain = d.client()
+    plain.send(f"/upload t.bin {len(data)}\n".encode() + data)
+    assert plain.expect("*** stored t.bin")
+    secure = TLSClient(port, certificate[0])
+    secure.say("/download t.bin")
+    assert secure.line() == f"FILE {len(data)} {digest} t.bin"
+    assert secure.read_exact(len(data), timeout=20) == data
+    secure.say("/download-from 1000001 t.bin")
+    assert secure.line() == f"PART 1000001 {len(data)} {digest} t.bin"
+    assert secure.read_exact(len(data) - 1000001, timeout=20) == data[1000001:]
+    secure.say("/who")
+    assert secure.line().startswith("- online (")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from chatd import grammar
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
+from chatd.limits import QUEUED_DOWNLOADS
 
 COMMANDS = []
 command = collector(COMMANDS)
@@ -34,14 +35,30 @@ def upload(conn, arg):
     request = grammar.parse_upload(arg)
     try:
         name = grammar.check_filename(request.name)
-        incoming = conn.store.begin(name, request.size, conn.name, request.sha256)
+        incoming = conn.store.begin(name, request.size, conn.name, request.sha256,
+                                    conn.address_key)
     except ChatError:
         # The declared bytes follow anyway: swallow them, never as chat.
         conn.receive_raw(request.size, None)
         raise
+    _receive(conn, incoming)
+
+
+@command("upload-resume", "/upload-resume NAME SIZE SHA256  go on with a cut-off upload")
+def upload_resume(conn, arg):
+    # No raw section follows a refusal: the sender waits for "resume ... from K".
+    request = grammar.parse_upload_resume(arg)
+    name = grammar.check_filename(request.name)
+    incoming = conn.store.resume(name, request.size, conn.name, request.sha256,
+                                 conn.address_key)
+    conn.send(grammar.resume_notice(name, incoming.offset))
+    _receive(conn, incoming)
+
+
+def _receive(conn, incoming):
     incoming.throttle = (lambda: conn.pause_input("disk"),
                          lambda: conn.resume_input("disk"))
-    conn.receive_upload(incoming, request.size)
+    conn.receive_upload(incoming, incoming.size - incoming.offset)
 
 
 def upload_received(conn, incoming):
@@ -85,8 +102,33 @@ def download(conn, name):
     if not name:
         raise ChatError("usage: /download NAME")
     entry = conn.store.find(name)
+    _queue(conn, grammar.file_header(entry.size, entry.sha256, entry.name), entry, 0)
+
+
+@command("download-from", "/download-from OFFSET NAME  get a file from byte OFFSET on")
+def download_from(conn, arg):
+    offset, name = grammar.parse_download_from(arg)
+    entry = conn.store.find(name)
+    if offset > entry.size:
+        raise ChatError(f"offset {offset} is past the end of {name} ({entry.size} bytes)")
+    _queue(conn, grammar.part_header(offset, entry.size, entry.sha256, entry.name),
+           entry, offset)
+
+
+def _queue(conn, header, entry, offset):
+    if conn.files_queued >= QUEUED_DOWNLOADS:
+        raise ChatError("too many downloads queued")
+    conn.send_file(header, lambda: _open(conn, entry, offset))
+
+
+def _open(conn, entry, offset):
+    """
+    Open a stored file when its transfer starts (it may have been replaced
+    or dropped while it waited), at ``offset``.
+    """
     try:
         source = open(conn.store.path(entry).path, "rb")
     except OSError:
-        raise ChatError(f"no such file: {name}")
-    conn.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)
+        raise ChatError(f"no such file: {entry.name}")
+    source.seek(offset)
+    return source

@@ -4,8 +4,10 @@ a many-socket pump, byte-level checks of what the server relays, and the
 daemon's CPU time.
 """
 
+import hashlib
 import json
 import os
+import random
 import selectors
 import socket
 import time
@@ -82,6 +84,18 @@ class AdvClient(Client):
         """
         self.say("/who")
         return self.lines_until("- online (", timeout)[:-1]
+
+
+def store_file(port, size, seed, name="big.bin"):
+    """
+    Upload ``size`` seeded random bytes as ``name``: ``(uploader, data)``.
+    """
+    data = random.Random(seed).randbytes(size)
+    uploader = AdvClient(port)
+    uploader.send(b"/upload %s %d\n" % (name.encode(), len(data)) + data)
+    stored = uploader.expect(f"*** stored {name}")
+    assert stored.endswith(hashlib.sha256(data).hexdigest()), stored
+    return uploader, data
 
 
 def rtt(sender, receiver, tag="ping", timeout=5.0):
