@@ -77,6 +77,17 @@ class IAccountStore(Interface):
         Replace an account's password hash.
         """
 
+    def set_operator(key, operator):
+        """
+        Make the account an operator (``operator`` true) or not; returns
+        the name, or ``None`` if there is no such account.
+        """
+
+    def is_operator(key):
+        """
+        Whether the account is an operator.
+        """
+
     def close():
         pass
 
@@ -85,6 +96,7 @@ class IAccountStore(Interface):
 class MemoryAccountStore:
     def __init__(self):
         self._accounts = {}
+        self._operators = set()
 
     def registered(self, key):
         return key in self._accounts
@@ -101,6 +113,15 @@ class MemoryAccountStore:
     def set_hash(self, key, password_hash):
         name, _ = self._accounts[key]
         self._accounts[key] = (name, password_hash)
+
+    def set_operator(self, key, operator):
+        if key not in self._accounts:
+            return None
+        (self._operators.add if operator else self._operators.discard)(key)
+        return self._accounts[key][0]
+
+    def is_operator(self, key):
+        return key in self._operators
 
     def close(self):
         pass
@@ -130,6 +151,7 @@ class SQLiteAccountStore:
                 "CREATE TABLE IF NOT EXISTS accounts ("
                 " key TEXT PRIMARY KEY, name TEXT NOT NULL,"
                 " hash TEXT NOT NULL, created REAL NOT NULL)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS operators (key TEXT PRIMARY KEY)")
         return self._db
 
     @classmethod
@@ -163,6 +185,23 @@ class SQLiteAccountStore:
         with self._lock:
             self._open().execute("UPDATE accounts SET hash = ? WHERE key = ?",
                              (password_hash, key))
+
+    def set_operator(self, key, operator):
+        with self._lock:
+            db = self._open()
+            row = db.execute("SELECT name FROM accounts WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            if operator:
+                db.execute("INSERT OR IGNORE INTO operators (key) VALUES (?)", (key,))
+            else:
+                db.execute("DELETE FROM operators WHERE key = ?", (key,))
+            return row[0]
+
+    def is_operator(self, key):
+        with self._lock:
+            return self._open().execute(
+                "SELECT 1 FROM operators WHERE key = ?", (key,)).fetchone() is not None
 
     def close(self):
         with self._lock:
@@ -280,6 +319,8 @@ class LoginLimiter:
         self.failures = failures
         self.window = window
         self._recent = {}  # ("name"|"address", key) -> deque of times
+        self.failures_total = 0  # failed logins, and attempts refused by a
+        self.lockouts_total = 0  # lock-out, since start (for the metrics)
 
     def _times(self, subject):
         times = self._recent.get(subject)
@@ -303,11 +344,13 @@ class LoginLimiter:
             if times is not None and len(times) >= self.failures:
                 wait = max(1, int(times[-self.failures] + self.window
                                   - self.clock.seconds() + 0.999))
+                self.lockouts_total += 1
                 return (f"too many failed logins {what}; "
                         f"try again in {wait} s")
         return None
 
     def failed(self, name_key, address):
+        self.failures_total += 1
         now = self.clock.seconds()
         if len(self._recent) > 100000:  # an address sweep: forget the stale
             for subject in list(self._recent):

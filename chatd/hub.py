@@ -119,9 +119,10 @@ class Hub:
             room.broadcast(grammar.joined(name), exclude=client)
         return name
 
-    def disconnect(self, client, reason=""):
+    def disconnect(self, client, reason="", announce=False):
         """
-        Remove ``client`` everywhere and announce its departure.
+        Remove ``client`` everywhere and announce its departure (with
+        ``announce``, past the presence limit too: a kick is news).
         """
         if self.users.get(grammar.name_key(client.name)) is not client:
             return
@@ -129,7 +130,7 @@ class Hub:
         for room in self.rooms.values():
             if client in room.members:
                 room.remove(client)
-                if self._announce_presence(room):
+                if announce or self._announce_presence(room):
                     room.broadcast(grammar.left(client.name, reason))
 
     def find(self, name):

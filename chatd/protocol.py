@@ -16,11 +16,12 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatd import grammar
-from chatd.commands import COMMANDS, files
+from chatd.commands import COMMANDS, files, operators
 from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
+from chatd.moderation import Bans, MemoryBanStore, Mutes, describe
 from chatd.transfer import TransferReceiver, WriteCoalescer
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
@@ -133,14 +134,22 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         elif self.name != name:
             self.hub.rename(self, name, claim=True)
 
-    def leave(self, reason):
+    def leave(self, reason, announce=False):
         """
-        Leave the chat (once), with ``reason`` as the departure told to others.
+        Leave the chat (once), with ``reason`` as the departure told to
+        others (``announce``: even past the presence limit).
         """
         self._departure = reason
         if self._joined:
             self._joined = False
-            self.hub.disconnect(self, reason)
+            self.hub.disconnect(self, reason, announce)
+
+    def refused_login(self, key):
+        """
+        Whether logging in to the account ``key`` was refused (a ban: the
+        connection was told and is closing).
+        """
+        return operators.refuse_banned_account(self, key)
 
     def send_queue_full(self):
         """
@@ -332,6 +341,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             raise ChatError(login_first(self))
         if command is None:
             raise ChatError(f"unknown command: /{parsed.name} (try /help)")
+        if command.speaks:
+            operators.check_voice(self)
         command.run(self, parsed.arg)
 
     def logged_in_elsewhere(self):
@@ -398,8 +409,11 @@ class ChatFactory(protocol.Factory):
     log = Logger()
 
     def __init__(self, hub, store, clock, server_name=None, limits=None,
-                 accounts=None, coalesce_writes=False):
+                 accounts=None, coalesce_writes=False, bans=None):
         self.accounts = accounts
+        self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
+        self.mutes = Mutes(clock)
+        self.live = set()  # every open ChatProtocol
         # One transport write per connection per reactor pass (the daemon);
         # off, every line is written at once (unit tests read it at once).
         self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
@@ -412,17 +426,28 @@ class ChatFactory(protocol.Factory):
                                              self.limits.max_conns)
 
     def buildProtocol(self, addr):
-        key = address_key(getattr(addr, "host", "") or "")
-        refusal = self.connections.refusal(key)
+        host = getattr(addr, "host", "") or ""
+        key = address_key(host)
+        refusal = self.connections.refusal(key) or self.admission_refusal(host)
         if refusal is not None:
             self.log.info("refused {peer}: {why}", peer=key, why=refusal)
             return Refusal(refusal)
         p = protocol.Factory.buildProtocol(self, addr)
         p.address_key = key
         self.connections.opened(key)
+        self.live.add(p)
         return p
+
+    def admission_refusal(self, host):
+        """
+        Why a connection from ``host`` may not come in, besides the
+        connection limits (a ban), or ``None``.
+        """
+        ban = self.bans.for_address(host)
+        return None if ban is None else describe(ban, self.clock)
 
     def connection_closed(self, p):
         if p.address_key is not None:
             self.connections.closed(p.address_key)
             p.address_key = None
+        self.live.discard(p)

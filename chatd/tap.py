@@ -215,8 +215,8 @@ def endpoint_description(port, interface):
 
 def makeFactory(options, reactor, accounts=None):
     """
-    The hub, file store and factory for these options (in pair mode: the
-    pairing and its factory); ``accounts``: registered names, if any.
+    The hub, file store, bans and factory for these options (in pair mode:
+    the pairing and its factory); ``accounts``: registered names, if any.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -227,6 +227,7 @@ def makeFactory(options, reactor, accounts=None):
     from twisted.internet import threads
 
     from chatd.hub import Hub
+    from chatd.moderation import Bans, SQLiteBanStore
     from chatd.protocol import ChatFactory
     from chatd.store import FileStore
 
@@ -239,7 +240,8 @@ def makeFactory(options, reactor, accounts=None):
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
                        store, reactor, server_name=options["name"], limits=limits,
-                       accounts=accounts, coalesce_writes=True)
+                       accounts=accounts, coalesce_writes=True,
+                       bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
 
 
 def makeAccounts(options, reactor, parent):
