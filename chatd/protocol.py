@@ -9,7 +9,7 @@ Names, rooms and fan-out are the hub's job, the commands live in
 """
 
 import socket
-from twisted.internet import protocol
+from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -51,6 +51,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._bucket = None
         self._rate_timer = None
         self._departure = "connection lost"
+        self._closing = False  # the server is shutting down
 
     # --- connection -------------------------------------------------------
 
@@ -150,6 +151,25 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         connection was told and is closing).
         """
         return operators.refuse_banned_account(self, key)
+
+    @property
+    def transferring(self):
+        """
+        Whether an upload is arriving or being stored, or a file being sent.
+        """
+        return self._upload is not None or self._sending_file or \
+            bool(self._pauses and "upload" in self._pauses)
+
+    def shut_down(self, line):
+        """
+        The server is stopping: send ``line``, then close once a transfer
+        in progress is done (the shutdown service aborts what is left when
+        the grace period ends).
+        """
+        self._closing = True
+        self.send(line)
+        if not self.transferring:
+            self.close_when_sent()  # after a download being sent, if any
 
     def send_queue_full(self):
         """
@@ -279,7 +299,9 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         """
         A command that held input (``pause_input(reason)``) is done.
         """
-        if self._connected:
+        if self._connected and self._closing:
+            self.close_when_sent()
+        elif self._connected:
             self.resume_input(reason)
             self._finish_input()
 
@@ -414,6 +436,8 @@ class ChatFactory(protocol.Factory):
         self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
         self.mutes = Mutes(clock)
         self.live = set()  # every open ChatProtocol
+        self.closing = False  # shutting down: refuse new connections
+        self._all_closed = []  # Deferreds waiting for ``live`` to empty
         # One transport write per connection per reactor pass (the daemon);
         # off, every line is written at once (unit tests read it at once).
         self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
@@ -441,8 +465,10 @@ class ChatFactory(protocol.Factory):
     def admission_refusal(self, host):
         """
         Why a connection from ``host`` may not come in, besides the
-        connection limits (a ban), or ``None``.
+        connection limits (shutting down, a ban), or ``None``.
         """
+        if self.closing:
+            return "server shutting down"
         ban = self.bans.for_address(host)
         return None if ban is None else describe(ban, self.clock)
 
@@ -450,4 +476,19 @@ class ChatFactory(protocol.Factory):
         if p.address_key is not None:
             self.connections.closed(p.address_key)
             p.address_key = None
-        self.live.discard(p)
+        if p in self.live:
+            self.live.discard(p)
+            if not self.live:
+                waiting, self._all_closed = self._all_closed, []
+                for d in waiting:
+                    d.callback(None)
+
+    def all_closed(self):
+        """
+        A Deferred that fires once no connection is open.
+        """
+        if not self.live:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._all_closed.append(d)
+        return d

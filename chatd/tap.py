@@ -132,6 +132,11 @@ class Options(usage.Options):
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          _seconds("tls-handshake-timeout")],
+        ["shutdown-grace", None, 10.0,
+         "Seconds uploads and downloads get to finish when the server stops "
+         "(SIGTERM, SIGINT); it exits within them.", _seconds("shutdown-grace")],
+        ["shutdown-message", None, None,
+         "Added to the '*** server shutting down' notice."],
     ]
 
     optFlags = [
@@ -173,6 +178,8 @@ class Options(usage.Options):
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
             raise usage.UsageError(
                 "--no-plain leaves nothing to listen on: add --tls-port or --listen")
+        if self["shutdown-message"] is not None:
+            self["shutdown-message"] = grammar.clean_text(self["shutdown-message"])
 
     def limits(self):
         """
@@ -281,6 +288,8 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     from chatd.tls import HandshakeFirstFactory, is_tls
 
+    from chatd.shutdown import GracefulShutdown, exit_zero_on_signals
+
     top = service.MultiService()
     accounts = None
     if options["mode"] == "chat":
@@ -292,4 +301,7 @@ def makeService(options, reactor=None):
             listener = HandshakeFirstFactory(factory, reactor,
                                              options["tls-handshake-timeout"])
         strports.service(description, listener, reactor=reactor).setServiceParent(top)
+    GracefulShutdown(factory, reactor, options["shutdown-grace"],
+                     options["shutdown-message"]).setServiceParent(top)
+    reactor.callWhenRunning(exit_zero_on_signals, reactor)
     return top
