@@ -10,7 +10,7 @@ Names, rooms and fan-out are the hub's job, the commands live in
 
 import socket
 from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
@@ -21,6 +21,7 @@ from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
+from chatd.metrics import NO_METRICS
 from chatd.moderation import Bans, MemoryBanStore, Mutes, describe
 from chatd.transfer import TransferReceiver, WriteCoalescer
 
@@ -39,6 +40,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
     name = None
     address_key = None  # set by the factory, for the connection limits
     account = None  # the name key of the account logged in to
+    kind = "tcp"  # tcp or tls (or web, for an adapter), for the metrics
 
     def __init__(self):
         self._upload = None  # the Upload being received
@@ -94,6 +96,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         Socket options and this connection's limits (shared with pair mode).
         """
         self.callLater = self.factory.clock.callLater  # TimeoutMixin's clock
+        if ISSLTransport.providedBy(self.transport):
+            self.kind = "tls"
         tune_socket(self.transport)
         limits = self.limits
         self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
@@ -110,6 +114,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self.factory.connection_closed(self)
         if self._upload is not None:
             self._upload.abort()
+            self.factory.metrics.upload_refused("incomplete")
         self._upload = None
         if self._joined:
             self.leave(self._departure)
@@ -178,6 +183,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._departure = (f"not reading: send queue over "
                            f"{grammar.format_size(self.limits.sendq)}")
         self.log.warn("dropping {name}: {why}", name=self.name, why=self._departure)
+        self.factory.metrics.client_dropped("sendq")
         TransferReceiver.send_queue_full(self)
 
     def error(self, message):
@@ -186,6 +192,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
     # --- input ------------------------------------------------------------
 
     def dataReceived(self, data):
+        self.factory.metrics.received(len(data))
         while True:
             if self._discarding and self.line_mode:
                 end = data.find(b"\n")
@@ -246,6 +253,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             if self._upload is not None:
                 self.error(f"upload of {self._upload.name} cut off: "
                            f"{self._raw_left} bytes missing; not stored")
+                self.factory.metrics.upload_refused("incomplete")
                 self._upload.abort()
                 self._upload = None
         elif self._buffer:
@@ -318,6 +326,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         if self._upload is not None:
             self._upload.abort()
             self._upload = None
+            self.factory.metrics.upload_refused("timeout")
+        self.factory.metrics.client_dropped("timeout")
         self._departure = "upload timed out"
         self.close_when_sent()
 
@@ -342,6 +352,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         if self.line_too_long(line):
             return
         self.pace_input()
+        metrics = self.factory.metrics
+        mark = metrics.line_arrived()
         try:
             self.handle_line(line)
         except ChatError as e:
@@ -349,6 +361,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         except Exception:
             self.log.failure("error handling a line from {name}", name=self.name)
             self.error("internal error; your line was not handled")
+        metrics.line_handled(mark)
 
     def handle_line(self, line):
         """
@@ -431,13 +444,15 @@ class ChatFactory(protocol.Factory):
     log = Logger()
 
     def __init__(self, hub, store, clock, server_name=None, limits=None,
-                 accounts=None, coalesce_writes=False, bans=None):
+                 accounts=None, coalesce_writes=False, bans=None, metrics=None):
         self.accounts = accounts
         self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
         self.mutes = Mutes(clock)
         self.live = set()  # every open ChatProtocol
+        self.bytes_sent_closed = 0  # bytes sent to connections now closed
         self.closing = False  # shutting down: refuse new connections
         self._all_closed = []  # Deferreds waiting for ``live`` to empty
+        self.metrics = metrics if metrics is not None else NO_METRICS
         # One transport write per connection per reactor pass (the daemon);
         # off, every line is written at once (unit tests read it at once).
         self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
@@ -448,18 +463,24 @@ class ChatFactory(protocol.Factory):
         self.limits = limits or Limits()
         self.connections = ConnectionCounter(self.limits.max_conns_per_ip,
                                              self.limits.max_conns)
+        self.metrics.watch(self)
 
     def buildProtocol(self, addr):
         host = getattr(addr, "host", "") or ""
         key = address_key(host)
-        refusal = self.connections.refusal(key) or self.admission_refusal(host)
+        refusal = self.connections.refusal(key)
+        reason = "limit"
+        if refusal is None:
+            refusal, reason = self.admission_refusal(host), "banned"
         if refusal is not None:
             self.log.info("refused {peer}: {why}", peer=key, why=refusal)
+            self.metrics.refused("shutdown" if self.closing else reason)
             return Refusal(refusal)
         p = protocol.Factory.buildProtocol(self, addr)
         p.address_key = key
         self.connections.opened(key)
         self.live.add(p)
+        self.metrics.accepted()
         return p
 
     def admission_refusal(self, host):
@@ -478,6 +499,7 @@ class ChatFactory(protocol.Factory):
             p.address_key = None
         if p in self.live:
             self.live.discard(p)
+            self.bytes_sent_closed += p.bytes_sent
             if not self.live:
                 waiting, self._all_closed = self._all_closed, []
                 for d in waiting:

@@ -2,6 +2,7 @@
 twistd glue: the ``chatd`` command-line options and ``makeService``.
 """
 
+import ipaddress
 import socket
 
 from twisted.application import service, strports
@@ -132,6 +133,10 @@ class Options(usage.Options):
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          _seconds("tls-handshake-timeout")],
+        ["metrics-port", None, None,
+         "Serve Prometheus metrics (GET /metrics) on this port.", _port],
+        ["metrics-interface", None, "127.0.0.1",
+         "Address for --metrics-port (default: this machine only)."],
         ["shutdown-grace", None, 10.0,
          "Seconds uploads and downloads get to finish when the server stops "
          "(SIGTERM, SIGINT); it exits within them.", _seconds("shutdown-grace")],
@@ -178,6 +183,15 @@ class Options(usage.Options):
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
             raise usage.UsageError(
                 "--no-plain leaves nothing to listen on: add --tls-port or --listen")
+        if self["metrics-port"] is not None and self["mode"] != "chat":
+            raise usage.UsageError("--metrics-port is for --mode chat")
+        if self["metrics-interface"]:
+            try:
+                ipaddress.ip_address(self["metrics-interface"])
+            except ValueError:
+                raise usage.UsageError(
+                    f"--metrics-interface must be an IP address (or '' for all), "
+                    f"not {self['metrics-interface']!r}")
         if self["shutdown-message"] is not None:
             self["shutdown-message"] = grammar.clean_text(self["shutdown-message"])
 
@@ -220,10 +234,11 @@ def endpoint_description(port, interface):
     return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
 
 
-def makeFactory(options, reactor, accounts=None):
+def makeFactory(options, reactor, accounts=None, metrics=None):
     """
     The hub, file store, bans and factory for these options (in pair mode:
-    the pairing and its factory); ``accounts``: registered names, if any.
+    the pairing and its factory); ``accounts``: registered names, if any;
+    ``metrics``: a ``chatd.metrics.Metrics``, if on.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -247,7 +262,7 @@ def makeFactory(options, reactor, accounts=None):
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
                        store, reactor, server_name=options["name"], limits=limits,
-                       accounts=accounts, coalesce_writes=True,
+                       accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
 
 
@@ -294,7 +309,8 @@ def makeService(options, reactor=None):
     accounts = None
     if options["mode"] == "chat":
         accounts = makeAccounts(options, reactor, top)
-    factory = makeFactory(options, reactor, accounts)
+    metrics = makeMetrics(options, reactor, top)
+    factory = makeFactory(options, reactor, accounts, metrics)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):
@@ -305,3 +321,23 @@ def makeService(options, reactor=None):
                      options["shutdown-message"]).setServiceParent(top)
     reactor.callWhenRunning(exit_zero_on_signals, reactor)
     return top
+
+
+def makeMetrics(options, reactor, parent):
+    """
+    With --metrics-port: the metrics, their HTTP listener and the reactor
+    lag probe (children of ``parent``); else ``None``.
+    """
+    if options["metrics-port"] is None:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from chatd.metrics import LagProbe, Metrics, metrics_site
+
+    metrics = Metrics(CollectorRegistry())
+    description = endpoint_description(options["metrics-port"],
+                                       options["metrics-interface"])
+    strports.service(description, metrics_site(metrics.registry),
+                     reactor=reactor).setServiceParent(parent)
+    LagProbe(reactor, metrics.lag).setServiceParent(parent)
+    return metrics

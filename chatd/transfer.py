@@ -67,6 +67,7 @@ class TransferReceiver(LineReceiver):
     _direct = False  # deliver may write straight to the transport (the hot path)
     _coalescer = None  # a WriteCoalescer: write once per reactor pass
     _pending_out = None  # lines waiting for the coalescer's end of pass
+    bytes_sent = 0  # counted per write batch and file chunk (for the metrics)
 
     # --- receiving a raw section -------------------------------------------
 
@@ -157,7 +158,7 @@ class TransferReceiver(LineReceiver):
             if pending:
                 pending.append(data)
             elif self._coalescer is None:
-                self.transport.write(data)
+                self._write(data)
             else:
                 self._pending_out = [data]
                 self._coalescer.mark(self)
@@ -174,7 +175,18 @@ class TransferReceiver(LineReceiver):
             if self.sendq_limit and self._queued > self.sendq_limit:
                 self.send_queue_full()
         else:
-            self.transport.write(data)
+            self._write(data)
+
+    def _write(self, data):
+        self.bytes_sent += len(data)
+        self.transport.write(data)
+
+    @property
+    def send_queue_bytes(self):
+        """
+        Bytes of lines waiting for this slow reader.
+        """
+        return self._queued
 
     def send(self, line):
         """
@@ -212,14 +224,14 @@ class TransferReceiver(LineReceiver):
         pending = self._pending_out
         if pending:
             self._pending_out = None
-            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            self._write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _flush_queue(self):
         self.flush_pending()
         if self._queue:
             data = b"".join(self._queue)
             self._drop_queue()
-            self.transport.write(data)
+            self._write(data)
 
     def _hold(self, data):
         if self._held is None:
@@ -272,12 +284,24 @@ class TransferReceiver(LineReceiver):
         self._flush_queue()
         if self._flow is not None:
             self.transport.unregisterProducer()
-        self.transport.write(grammar.encode_line(header))
+        self._write(grammar.encode_line(header))
         self._sending_file = True
         self._direct = False
         _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
-        d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
+        d = _ChunkedFileSender().beginFileTransfer(source, self.transport,
+                                                   self._counted(transform))
         d.addBoth(self._file_sent, source, done)
+
+    def _counted(self, transform):
+        """
+        ``transform`` (or none), counting the file bytes it passes on.
+        """
+        def count(chunk):
+            if transform is not None:
+                chunk = transform(chunk)
+            self.bytes_sent += len(chunk)
+            return chunk
+        return count
 
     def _file_sent(self, result, source, done):
         source.close()

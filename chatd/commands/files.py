@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from chatd import grammar
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
+from chatd.metrics import upload_refusal
 
 COMMANDS = []
 command = collector(COMMANDS)
@@ -35,8 +36,9 @@ def upload(conn, arg):
     try:
         name = grammar.check_filename(request.name)
         incoming = conn.store.begin(name, request.size, conn.name, request.sha256)
-    except ChatError:
+    except ChatError as e:
         # The declared bytes follow anyway: swallow them, never as chat.
+        conn.factory.metrics.upload_refused(upload_refusal(e.message))
         conn.receive_raw(request.size, None)
         raise
     incoming.throttle = (lambda: conn.pause_input("disk"),
@@ -59,6 +61,7 @@ def upload_received(conn, incoming):
 
 def _stored(conn, result):
     entry, removed = result
+    conn.factory.metrics.upload_stored(entry.size)
     conn.log.info("{name} stored {file} ({size} bytes)", name=conn.name,
                   file=entry.name, size=entry.size)
     conn.send(grammar.notice(
@@ -73,6 +76,7 @@ def _stored(conn, result):
 
 def _failed(conn, failure):
     if failure.check(ChatError):
+        conn.factory.metrics.upload_refused(upload_refusal(failure.value.message))
         conn.error(failure.value.message)
     else:
         conn.log.failure("storing an upload from {name} failed", failure,
@@ -89,4 +93,5 @@ def download(conn, name):
         source = open(conn.store.path(entry).path, "rb")
     except OSError:
         raise ChatError(f"no such file: {name}")
+    conn.factory.metrics.download()
     conn.send_file(grammar.file_header(entry.size, entry.sha256, entry.name), source)

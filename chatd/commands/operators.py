@@ -75,13 +75,14 @@ def _online(conn, name):
     return target
 
 
-def remove(target, why):
+def remove(target, why, drop):
     """
     Close ``target``'s connection, telling it and everyone in its rooms
-    why (past the presence limit too).
+    why (past the presence limit too); ``drop`` is the metrics' reason.
     """
     target.send(grammar.notice(f"you were {why}"))
     target.leave(why, announce=True)
+    target.factory.metrics.client_dropped(drop)
     target.close_when_sent()
 
 
@@ -94,7 +95,7 @@ def kick(conn, arg):
     why = f"kicked by {conn.name}" + (f": {reason}" if reason else "")
     log.info("operator {operator} kicked {target}", operator=conn.account,
              target=target.name, reason=reason, action="kick")
-    remove(target, why)
+    remove(target, why, "kicked")
     conn.send(grammar.reply(f"kicked {target.name}"))
 
 
@@ -114,7 +115,7 @@ def ban(conn, arg):
     why = f"banned by {conn.name}" + (f": {reason}" if reason else "")
     gone = [c for c in list(conn.factory.live) if c is not conn and _banned(c, bans)]
     for client in gone:
-        remove(client, why)
+        remove(client, why, "banned")
     conn.send(grammar.reply(f"banned {entry.target} {_for(seconds)}"
                             + (f"; {len(gone)} disconnected" if gone else "")))
 
@@ -228,6 +229,7 @@ def refuse_banned_account(conn, key):
     log.info("refused login to banned account {account}", account=key,
              action="refused")
     conn.error(f"{describe(entry, conn.factory.clock)}")
+    conn.factory.metrics.client_dropped("banned")
     conn.leave("banned")
     conn.close_when_sent()
     return True
