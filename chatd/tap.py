@@ -10,6 +10,7 @@ from twisted.python import usage
 
 from chatd import grammar
 from chatd.limits import BACKLOG
+from chatd.logformat import log_format, use_json_logs
 
 DEFAULT_PORT = 5002
 
@@ -142,6 +143,9 @@ class Options(usage.Options):
          "(SIGTERM, SIGINT); it exits within them.", _seconds("shutdown-grace")],
         ["shutdown-message", None, None,
          "Added to the '*** server shutting down' notice."],
+        ["log-format", None, "text",
+         "text (twistd's own) or json: one JSON object per line, to stdout "
+         "or twistd's --logfile.", log_format],
     ]
 
     optFlags = [
@@ -194,6 +198,8 @@ class Options(usage.Options):
                     f"not {self['metrics-interface']!r}")
         if self["shutdown-message"] is not None:
             self["shutdown-message"] = grammar.clean_text(self["shutdown-message"])
+        if self["log-format"] == "json" and getattr(self, "parent", None) is not None:
+            use_json_logs(self.parent)
 
     def limits(self):
         """

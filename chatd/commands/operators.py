@@ -81,6 +81,8 @@ def remove(target, why, drop):
     why (past the presence limit too); ``drop`` is the metrics' reason.
     """
     target.send(grammar.notice(f"you were {why}"))
+    if target.name is not None:  # connectionLost logs only who was still in
+        log.info("{name} disconnected ({why})", name=target.name, why=why)
     target.leave(why, announce=True)
     target.factory.metrics.client_dropped(drop)
     target.close_when_sent()
