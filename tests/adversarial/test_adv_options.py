@@ -5,6 +5,7 @@ anything starts; the metrics port answers only GET /metrics and survives
 garbage; a shutdown message cannot smuggle control characters to clients.
 """
 
+import json
 import socket
 import subprocess
 import urllib.error
@@ -35,6 +36,8 @@ def _twistd(tmp_path, *args):
     (["--metrics-port", "9100", "--metrics-interface", "0.0.0.0/0"],
      "--metrics-interface must be an IP address"),
     (["--metrics-port", "9100", "--mode", "pair"], "--metrics-port is for --mode chat"),
+    (["--log-format", "xml"], "--log-format must be one of text, json"),
+    (["--log-format", ""], "--log-format must be one of text, json"),
 ])
 def test_bad_operations_options_are_one_usage_error(tmp_path, args, message):
     result = _twistd(tmp_path, *args)
@@ -66,6 +69,22 @@ def test_the_metrics_port_answers_only_get_metrics(make_daemon):
         assert s.recv(100).startswith(b"HTTP/1.1 400")
     d.client().say("/who")
     assert d.proc.poll() is None
+
+
+def test_json_logs_survive_names_and_files_made_to_break_them(make_daemon):
+    d = make_daemon("--log-format", "json")
+    c = d.client()
+    c.nick("x{y}|^[z]")
+    c.say('/upload a"b\\c{0}%s\u202e.txt 3')
+    c.send(b"abc")
+    assert c.expect(lambda l: l.startswith(("*** stored", "! ")))
+    c.say("/quit {log_format} \" injected")
+    c.expect("*** bye")
+    d.stop()
+    lines = [line for line in d.log().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # each line parses
+    assert any(e.get("new") == "x{y}|^[z]" for e in events)
+    assert "injected" not in d.log()
 
 
 def test_a_shutdown_message_is_cleaned_of_control_characters():
