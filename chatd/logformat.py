@@ -19,13 +19,6 @@ from twisted.python import usage
 FORMATS = ("text", "json")
 
 
-def log_format(value):
-    if value not in FORMATS:
-        raise usage.UsageError(
-            f"--log-format must be one of {', '.join(FORMATS)}, not {value!r}")
-    return value
-
-
 _destination = {}  # twistd's logfile and nodaemon options
 
 

@@ -10,7 +10,7 @@ from twisted.python import usage
 
 from chatd import grammar
 from chatd.limits import BACKLOG
-from chatd.logformat import log_format, use_json_logs
+from chatd.logformat import FORMATS, use_json_logs
 
 DEFAULT_PORT = 5002
 
@@ -62,11 +62,13 @@ def _rate(value):
 MODES = ("chat", "pair")
 
 
-def _mode(value):
-    if value not in MODES:
-        raise usage.UsageError(
-            f"--mode must be one of {', '.join(MODES)}, not {value!r}")
-    return value
+def _choice(option, values):
+    def coerce(value):
+        if value not in values:
+            raise usage.UsageError(
+                f"--{option} must be one of {', '.join(values)}, not {value!r}")
+        return value
+    return coerce
 
 
 def _seconds(option):
@@ -100,7 +102,7 @@ class Options(usage.Options):
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
-         "(clients X and Y, relay until Bye).", _mode],
+         "(clients X and Y, relay until Bye).", _choice("mode", MODES)],
         ["max-line", None, 4096,
          "Longest line accepted, in bytes; longer ones are refused and skipped.",
          _count("max-line", 64)],
@@ -145,7 +147,7 @@ class Options(usage.Options):
          "Added to the '*** server shutting down' notice."],
         ["log-format", None, "text",
          "text (twistd's own) or json: one JSON object per line, to stdout "
-         "or twistd's --logfile.", log_format],
+         "or twistd's --logfile.", _choice("log-format", FORMATS)],
     ]
 
     optFlags = [

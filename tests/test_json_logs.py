@@ -5,18 +5,13 @@ events' fields, and never holds message text or a password; twistd's
 """
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.scripts.twistd import ServerOptions
 
-from loopback import upload, users
-
-ADMIN = str(Path(sys.executable).with_name("chatd-admin"))
+from loopback import admin, upload, users
 SECRETS = ("SECRET-CHAT-TEXT", "SECRET-ACTION", "SECRET-PRIVATE", "SECRET-WALL",
            "PW-SECRET-99", "WRONG-PW-77", "NEW-PW-SECRET")
 
@@ -47,8 +42,7 @@ def test_json_log_lines_parse_name_their_fields_and_hold_no_secrets(make_daemon)
     refused = d.client(greet=False)  # the fourth from 127.0.0.1
     assert refused.line().startswith("! too many connections")
     assert upload(bob, "notes.txt", b"file bytes").startswith("*** stored")
-    made = subprocess.run([ADMIN, "--data-dir", str(d.data_dir), "make-operator", "alice"],
-                          capture_output=True, text=True, timeout=30)
+    made = admin(d.data_dir, "make-operator", "alice")
     assert made.returncode == 0
     alice.say("/wall SECRET-WALL")
     alice.expect("*** notice from alice")

@@ -5,19 +5,14 @@ metrics port answers on 127.0.0.1 only by default.
 """
 
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import free_port
-from loopback import download, upload, users
-
-ADMIN = str(Path(sys.executable).with_name("chatd-admin"))
+from loopback import admin, download, upload, users
 
 
 def scrape(port):
@@ -89,8 +84,7 @@ def test_numbers_move_as_clients_act(make_daemon):
     assert value(after, "chatd_login_failures_total") == 1
     assert value(after, "chatd_lockouts_total") == 0
 
-    made = subprocess.run([ADMIN, "--data-dir", str(d.data_dir), "make-operator", "alice"],
-                          capture_output=True, text=True, timeout=30)
+    made = admin(d.data_dir, "make-operator", "alice")
     assert made.returncode == 0, made.stdout
     alice.say("/kick bob")
     assert bob.closed()

@@ -6,19 +6,11 @@ refused.
 """
 
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 from daemon import Client
+from loopback import admin, make_operator, register
 
 CHEAP = ("--hash-memory", "8K")
-ADMIN = str(Path(sys.executable).with_name("chatd-admin"))
-
-
-def admin(data_dir, *args):
-    return subprocess.run([ADMIN, "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=30)
 
 
 def AdvClient(port, source, greet=True):
@@ -32,27 +24,13 @@ def AdvClient(port, source, greet=True):
     return Client(port, greet=greet, sock=sock)
 
 
-def register(client, name, password="secret1"):
-    client.say(f"/register {name} {password}")
-    assert client.expect("*** registered") == f"*** registered and logged in as {name}"
-    client.name = name
-
-
 def login(client, name, password="secret1"):
     client.say(f"/login {name} {password}")
     return client.expect(lambda l: l.startswith(("*** logged in", "! ")))
 
 
 def operator(d, name="boss"):
-    """
-    A client logged in as ``name``, made an operator from the command line.
-    """
-    c = d.client()
-    register(c, name)
-    done = admin(d.data_dir, "make-operator", name)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{name} is now an operator\n"
-    return c
+    return make_operator(d, d.client(), name)
 
 
 def test_chatd_admin_refuses_unknown_accounts_and_bad_usage(make_daemon, tmp_path):

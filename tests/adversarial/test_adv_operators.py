@@ -6,25 +6,14 @@ lock the operator out; an address ban of a whole network refuses every
 address in it.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 from helpers import FAST, AdvClient, rtt
+from loopback import make_operator
 
 CHEAP = ("--hash-memory", "8K")
-ADMIN = str(Path(sys.executable).with_name("chatd-admin"))
 
 
 def _operator(d, name="boss"):
-    c = AdvClient(d.port)
-    c.say(f"/register {name} secret1")
-    c.expect("*** registered")
-    done = subprocess.run([ADMIN, "--data-dir", str(d.data_dir), "make-operator", name],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 0, done.stdout + done.stderr
-    c.name = name
-    return c
+    return make_operator(d, AdvClient(d.port), name)
 
 
 def _answer(client, line):
