@@ -34,15 +34,17 @@ class IChatClient(Interface):
 
 class FanoutCount:
     """
-    Fan-out passes and the lines they handed out, for the metrics: two
-    integer additions per broadcast, never one per recipient.
+    Fan-out passes, the lines they handed out and their bytes (and of lines
+    to one client), for the metrics: a few integer operations per
+    broadcast, never one per recipient.
     """
 
-    __slots__ = ("passes", "deliveries")
+    __slots__ = ("passes", "deliveries", "bytes")
 
     def __init__(self):
         self.passes = 0
         self.deliveries = 0
+        self.bytes = 0
 
 
 class Room:
@@ -70,8 +72,10 @@ class Room:
         data = grammar.encode_line(line)
         members = list(self.members)
         fanouts = self.fanouts
+        recipients = len(members) - (exclude in self.members)
         fanouts.passes += 1
-        fanouts.deliveries += len(members) - (exclude in self.members)
+        fanouts.deliveries += recipients
+        fanouts.bytes += recipients * len(data)
         for member in members:
             if member is exclude:
                 continue
@@ -233,8 +237,10 @@ class Hub:
         One line to one client; a failing recipient is logged, like in
         ``Room.broadcast``, and never breaks the sender's command.
         """
+        data = grammar.encode_line(line)
+        self.fanouts.bytes += len(data)
         try:
-            client.deliver(grammar.encode_line(line))
+            client.deliver(data)
         except Exception:
             self.log.failure("delivery to {recipient} failed",
                              recipient=getattr(client, "name", "?"))

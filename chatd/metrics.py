@@ -196,10 +196,12 @@ class _Sampler:
                                 value=max(queued))
         yield GaugeMetricFamily("chatd_sendq_bytes", "Bytes waiting in all send queues.",
                                 value=sum(queued))
-        yield CounterMetricFamily(
-            "chatd_bytes_sent", "Bytes written to clients (lines and downloads).",
-            value=factory.bytes_sent_closed + sum(p.bytes_sent for p in live))
         hub = getattr(factory, "hub", None)
+        yield CounterMetricFamily(
+            "chatd_bytes_sent", "Bytes sent to clients: lines (as handed to their "
+            "connections) and downloads.",
+            value=factory.bytes_sent_closed + sum(p.bytes_sent for p in live)
+            + (hub.fanouts.bytes if hub is not None else 0))
         if hub is not None:
             yield GaugeMetricFamily("chatd_rooms", "Rooms.", value=len(hub.rooms))
             yield CounterMetricFamily("chatd_deliveries",

@@ -67,7 +67,9 @@ class TransferReceiver(LineReceiver):
     _direct = False  # deliver may write straight to the transport (the hot path)
     _coalescer = None  # a WriteCoalescer: write once per reactor pass
     _pending_out = None  # lines waiting for the coalescer's end of pass
-    bytes_sent = 0  # counted per write batch and file chunk (for the metrics)
+    # Bytes of lines sent to this connection alone (``send``) and of files,
+    # for the metrics; broadcast lines are counted by the hub, once per pass.
+    bytes_sent = 0
 
     # --- receiving a raw section -------------------------------------------
 
@@ -158,7 +160,7 @@ class TransferReceiver(LineReceiver):
             if pending:
                 pending.append(data)
             elif self._coalescer is None:
-                self._write(data)
+                self.transport.write(data)
             else:
                 self._pending_out = [data]
                 self._coalescer.mark(self)
@@ -175,11 +177,7 @@ class TransferReceiver(LineReceiver):
             if self.sendq_limit and self._queued > self.sendq_limit:
                 self.send_queue_full()
         else:
-            self._write(data)
-
-    def _write(self, data):
-        self.bytes_sent += len(data)
-        self.transport.write(data)
+            self.transport.write(data)
 
     @property
     def send_queue_bytes(self):
@@ -192,7 +190,9 @@ class TransferReceiver(LineReceiver):
         """
         Send one line (``str``), encoded by the grammar.
         """
-        self.deliver(grammar.encode_line(line))
+        data = grammar.encode_line(line)
+        self.bytes_sent += len(data)
+        self.deliver(data)
 
     def send_queue_full(self):
         """
@@ -224,14 +224,14 @@ class TransferReceiver(LineReceiver):
         pending = self._pending_out
         if pending:
             self._pending_out = None
-            self._write(pending[0] if len(pending) == 1 else b"".join(pending))
+            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def _flush_queue(self):
         self.flush_pending()
         if self._queue:
             data = b"".join(self._queue)
             self._drop_queue()
-            self._write(data)
+            self.transport.write(data)
 
     def _hold(self, data):
         if self._held is None:
@@ -284,7 +284,9 @@ class TransferReceiver(LineReceiver):
         self._flush_queue()
         if self._flow is not None:
             self.transport.unregisterProducer()
-        self._write(grammar.encode_line(header))
+        data = grammar.encode_line(header)
+        self.bytes_sent += len(data)
+        self.transport.write(data)
         self._sending_file = True
         self._direct = False
         _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
