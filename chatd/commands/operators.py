@@ -116,10 +116,18 @@ def ban(conn, arg):
              length=_for(seconds), reason=reason, action="ban")
     why = f"banned by {conn.name}" + (f": {reason}" if reason else "")
     gone = [c for c in list(conn.factory.live) if c is not conn and _banned(c, bans)]
+    if entry.kind == "account":  # a guest going by the name goes too
+        guest = conn.hub.users.get(entry.target)
+        if guest is not None and guest is not conn and guest not in gone:
+            gone.append(guest)
     for client in gone:
         remove(client, why, "banned")
+    note = ""
+    if entry.kind == "account" and conn.accounts is not None and \
+            not conn.accounts.registered(entry.target):
+        note = f"; no account is called {target}: only an address ban keeps a guest out"
     conn.send(grammar.reply(f"banned {entry.target} {_for(seconds)}"
-                            + (f"; {len(gone)} disconnected" if gone else "")))
+                            + (f"; {len(gone)} disconnected" if gone else "") + note))
 
 
 def _covers(conn, target):

@@ -52,7 +52,8 @@ def test_malformed_operator_commands_each_get_one_clear_line(make_daemon):
         assert got.startswith(answer), (line, got)
     # A huge duration is capped, not an overflow; the ban is on a name.
     assert _answer(boss, "/ban someone 99999999999999999999d") == \
-        "- banned someone for 5215w"
+        "- banned someone for 5215w; no account is called someone: only an " \
+        "address ban keeps a guest out"
     assert d.proc.poll() is None
 
 
@@ -73,6 +74,17 @@ def test_a_non_operator_hammering_operator_commands_harms_nobody(make_daemon, fi
     assert user.sync() == []
     c.say("still here")
     assert b.expect(f"<{c.name}>") == f"<{c.name}> still here"
+
+
+def test_a_ban_by_name_removes_the_guest_going_by_it(make_daemon):
+    d = make_daemon(*CHEAP)
+    boss = _operator(d)
+    pest = AdvClient(d.port)
+    pest.nick("pest")
+    answer = _answer(boss, "/ban pest 1h")
+    assert answer.startswith("- banned pest for 1h; 1 disconnected; no account")
+    assert pest.expect("*** you were banned") == "*** you were banned by boss"
+    assert pest.closed()
 
 
 def test_a_muted_guest_cannot_speak_by_renaming(make_daemon):
