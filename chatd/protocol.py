@@ -54,6 +54,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._rate_timer = None
         self._departure = "connection lost"
         self._closing = False  # the server is shutting down
+        self._dropped = False  # for its send queue
 
     # --- connection -------------------------------------------------------
 
@@ -178,8 +179,14 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
 
     def send_queue_full(self):
         """
-        This client stopped reading: drop it, and say why to the others.
+        This client stopped reading: drop it, and say why to the others
+        (once: an aborted TCP transport is not ``disconnecting``, so lines
+        of the same pass queue up and overflow again).
         """
+        if self._dropped:
+            TransferReceiver.send_queue_full(self)
+            return
+        self._dropped = True
         self._departure = (f"not reading: send queue over "
                            f"{grammar.format_size(self.limits.sendq)}")
         self.log.warn("dropping {name}: {why}", name=self.name, why=self._departure)

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import free_port
 from loopback import admin, download, upload, users
+from test_tls import TLSClient, certificate, tls_args  # noqa: F401 (a fixture)
 
 
 def scrape(port):
@@ -119,3 +120,34 @@ def test_metrics_port_is_on_loopback_only_and_off_by_default(make_daemon):
             socket.create_connection((own, port), 2)
     plain = make_daemon()
     assert "Site starting" not in plain.log()
+
+
+def test_tls_connections_are_counted_as_tls(make_daemon, certificate):
+    port, tls_port = free_port(), free_port()
+    d = make_daemon("--metrics-port", str(port), *tls_args(certificate, tls_port))
+    secure, plain = TLSClient(tls_port, certificate[0]), d.client()
+    secure.say("/who")
+    assert secure.expect("- online (").startswith("- online (2)")
+    m = scrape(port)
+    assert value(m, "chatd_connections", kind="tls") == 1
+    assert value(m, "chatd_connections", kind="tcp") == 1
+
+
+def test_a_reader_dropped_for_its_send_queue_is_counted(make_daemon):
+    port = free_port()
+    d = make_daemon("--metrics-port", str(port), "--sendq", "4K", "--rate", "0")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", d.port))  # and never reads
+    talker = d.client()
+    line = "x" * 4000 + "\n"
+    deadline = time.monotonic() + 30
+    while value(scrape(port), "chatd_clients_dropped_total", reason="sendq") == 0:
+        assert time.monotonic() < deadline, "the stalled reader was never dropped"
+        talker.send(line * 100)
+        talker.say("/who")
+        talker.expect("- online (")
+    m = scrape(port)
+    assert value(m, "chatd_clients_dropped_total", reason="sendq") == 1
+    assert value(m, "chatd_connections", kind="tcp") == 1
+    stalled.close()
