@@ -50,7 +50,9 @@ def parse_target(text):
     """
     try:
         network = ipaddress.ip_network(text, strict=False)
-    except ValueError:
+    except ValueError as e:
+        if "/" in text or ":" in text:  # never in a name
+            raise grammar.ChatError(f"not an address or network: {text} ({e})")
         return "account", grammar.name_key(grammar.check_name(text))
     if network.num_addresses == 1:
         return "address", str(_address(str(network.network_address)))

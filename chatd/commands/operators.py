@@ -167,6 +167,7 @@ def unban(conn, arg):
 @operator_only
 def bans(conn, arg):
     entries = list(conn.factory.bans)
+    log.info("operator {operator} listed the bans", operator=conn.account, action="bans")
     conn.send(grammar.reply(f"bans ({len(entries)})" + (":" if entries else "")))
     now = conn.factory.clock.seconds()
     for entry in entries:

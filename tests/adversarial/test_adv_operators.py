@@ -24,15 +24,19 @@ def _answer(client, line):
 
 
 def test_malformed_operator_commands_each_get_one_clear_line(make_daemon):
-    d = make_daemon(*CHEAP)
+    d = make_daemon(*CHEAP, "--rate", "0")
     boss = _operator(d)
     target = AdvClient(d.port)
     target.nick("target")
     cases = {
         "/kick": "! usage: /kick NAME [REASON]",
         "/ban": "! usage: /ban NAME|ADDRESS[/PREFIX] [DURATION] [REASON]",
-        "/ban 10.0.0.0/33": "! ",
-        "/ban 10.0.0.1/8/8": "! ",
+        "/ban 10.0.0.0/33": "! not an address or network: 10.0.0.0/33",
+        "/ban 10.0.0.1/8/8": "! not an address or network: 10.0.0.1/8/8",
+        # Not an address but a valid name: banned as one, and said so.
+        "/ban 10.0.0.300": "- banned 10.0.0.300 forever; no account is called 10.0.0.300",
+        "/ban fe80::1%eth0/64": "! not an address or network",
+        "/unban 1:2:3": "! no ban on 1:2:3",
         "/ban <evil>": "! ",
         "/ban 0.0.0.0/0": "! 0.0.0.0/0 covers you; not banned",
         "/ban 127.0.0.1": "! 127.0.0.1 covers you; not banned",
