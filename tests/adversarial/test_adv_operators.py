@@ -35,7 +35,7 @@ def test_malformed_operator_commands_each_get_one_clear_line(make_daemon):
         "/ban 10.0.0.1/8/8": "! not an address or network: 10.0.0.1/8/8",
         # Not an address but a valid name: banned as one, and said so.
         "/ban 10.0.0.300": "- banned 10.0.0.300 forever; no account is called 10.0.0.300",
-        "/ban fe80::1%eth0/64": "! not an address or network",
+        "/ban 1::2::3": "! not an address or network: 1::2::3",
         "/unban 1:2:3": "! no ban on 1:2:3",
         "/ban <evil>": "! ",
         "/ban 0.0.0.0/0": "! 0.0.0.0/0 covers you; not banned",
