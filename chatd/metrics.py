@@ -200,7 +200,7 @@ class _Sampler:
         yield CounterMetricFamily(
             "chatd_bytes_sent", "Bytes sent to clients: lines (as handed to their "
             "connections) and downloads.",
-            value=factory.bytes_sent_closed + sum(p.bytes_sent for p in live)
+            value=factory.live.bytes_sent_closed + sum(p.bytes_sent for p in live)
             + (hub.fanouts.bytes if hub is not None else 0))
         if hub is not None:
             yield GaugeMetricFamily("chatd_rooms", "Rooms.", value=len(hub.rooms))

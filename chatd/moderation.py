@@ -234,6 +234,14 @@ class Bans:
             return None
         return ban
 
+    def refusal(self, host):
+        """
+        What a connection from the address ``host`` is told if a ban
+        covers it, else ``None``.
+        """
+        ban = self.for_address(host)
+        return None if ban is None else describe(ban, self.clock)
+
     def close(self):
         self.store.close()
 

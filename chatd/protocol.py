@@ -9,7 +9,7 @@ Names, rooms and fan-out are the hub's job, the commands live in
 """
 
 import socket
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -22,7 +22,8 @@ from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
 from chatd.metrics import NO_METRICS
-from chatd.moderation import Bans, MemoryBanStore, Mutes, describe
+from chatd.moderation import Bans, MemoryBanStore, Mutes
+from chatd.shutdown import LiveConnections
 from chatd.transfer import TransferReceiver, WriteCoalescer
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
@@ -455,10 +456,8 @@ class ChatFactory(protocol.Factory):
         self.accounts = accounts
         self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
         self.mutes = Mutes(clock)
-        self.live = set()  # every open ChatProtocol
-        self.bytes_sent_closed = 0  # bytes sent to connections now closed
+        self.live = LiveConnections()
         self.closing = False  # shutting down: refuse new connections
-        self._all_closed = []  # Deferreds waiting for ``live`` to empty
         self.metrics = metrics if metrics is not None else NO_METRICS
         # One transport write per connection per reactor pass (the daemon);
         # off, every line is written at once (unit tests read it at once).
@@ -495,29 +494,10 @@ class ChatFactory(protocol.Factory):
         Why a connection from ``host`` may not come in, besides the
         connection limits (shutting down, a ban), or ``None``.
         """
-        if self.closing:
-            return "server shutting down"
-        ban = self.bans.for_address(host)
-        return None if ban is None else describe(ban, self.clock)
+        return "server shutting down" if self.closing else self.bans.refusal(host)
 
     def connection_closed(self, p):
         if p.address_key is not None:
             self.connections.closed(p.address_key)
             p.address_key = None
-        if p in self.live:
-            self.live.discard(p)
-            self.bytes_sent_closed += p.bytes_sent
-            if not self.live:
-                waiting, self._all_closed = self._all_closed, []
-                for d in waiting:
-                    d.callback(None)
-
-    def all_closed(self):
-        """
-        A Deferred that fires once no connection is open.
-        """
-        if not self.live:
-            return defer.succeed(None)
-        d = defer.Deferred()
-        self._all_closed.append(d)
-        return d
+        self.live.closed(p)

@@ -10,12 +10,43 @@ with thousands of clients and readers that stopped reading.
 import signal
 
 from twisted.application.service import Service
+from twisted.internet import defer
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
 from chatd import grammar
 
 DRAIN = 2.0  # seconds an idle connection has to take its last lines
+
+
+class LiveConnections(set):
+    """
+    A factory's open connections: ``closed(p)`` as each goes, and
+    ``all_closed()`` fires once none is left.  ``bytes_sent_closed`` keeps
+    what the closed ones were sent (for the metrics).
+    """
+
+    def __init__(self):
+        set.__init__(self)
+        self.bytes_sent_closed = 0
+        self._waiting = []
+
+    def closed(self, p):
+        if p not in self:
+            return
+        self.discard(p)
+        self.bytes_sent_closed += p.bytes_sent
+        if not self:
+            waiting, self._waiting = self._waiting, []
+            for d in waiting:
+                d.callback(None)
+
+    def all_closed(self):
+        if not self:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self._waiting.append(d)
+        return d
 
 
 class GracefulShutdown(Service):
@@ -51,7 +82,7 @@ class GracefulShutdown(Service):
         deadline = max(0.0, self.grace - min(1.0, self.grace / 5))
         timers = [self.clock.callLater(min(DRAIN, deadline), self._abort, False),
                   self.clock.callLater(deadline, self._abort, True)]
-        d = factory.all_closed()
+        d = factory.live.all_closed()
 
         def done(result):
             for timer in timers:
