@@ -160,12 +160,18 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         return operators.refuse_banned_account(self, key)
 
     @property
+    def receiving(self):
+        """
+        Whether an upload is arriving or being stored.
+        """
+        return self._upload is not None or bool(self._pauses and "upload" in self._pauses)
+
+    @property
     def transferring(self):
         """
         Whether an upload is arriving or being stored, or a file being sent.
         """
-        return self._upload is not None or self._sending_file or \
-            bool(self._pauses and "upload" in self._pauses)
+        return self.receiving or self._sending_file
 
     def shut_down(self, line):
         """
@@ -175,7 +181,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         """
         self._closing = True
         self.send(line)
-        if not self.transferring:
+        if not self.receiving:  # else once the upload is stored (resume_after)
             self.close_when_sent()  # after a download being sent, if any
 
     def send_queue_full(self):

@@ -61,3 +61,21 @@ def test_an_upload_finishing_within_the_grace_is_stored_then_closed(tmp_path):
     assert server.stored() == {"f.bin": b"1234567890"}
     _lose(uploader)
     assert done.called and not server.clock.getDelayedCalls()
+
+
+def test_a_download_finishing_within_the_grace_is_sent_whole_then_closed(tmp_path):
+    server = Server(tmp_path, max_size=1 << 20)
+    server.put("f.bin", b"y" * 1000)
+    reader = server.connect()
+    reader.lines()
+    reader.say("/download f.bin")
+    shutdown = GracefulShutdown(server.factory, server.clock, grace=10.0)
+    shutdown.startService()
+    done = shutdown.stopService()
+    assert reader.p.transferring and not reader.t.disconnecting
+    reader.pump_file()
+    data = reader.raw()
+    assert data.startswith(b"FILE 1000 ") and b"y" * 1000 + b"*** server shutting down\r\n" in data
+    assert reader.t.disconnecting
+    _lose(reader)
+    assert done.called

@@ -113,3 +113,12 @@ def test_sigterm_tells_everyone_lets_uploads_finish_and_exits_zero_in_time(make_
     log = d.log()
     assert f"shutting down: {CROWD + 4} connections, 3 transferring" in log
     assert "aborting 2 connections" in log  # the stalled reader, the cut upload
+
+
+def test_sigint_stops_gracefully_too(make_daemon):
+    d = make_daemon()
+    c = d.client()
+    d.proc.send_signal(signal.SIGINT)
+    assert c.expect("*** server") == "*** server shutting down"
+    assert c.closed()
+    assert d.proc.wait(10) == 0
