@@ -4,13 +4,14 @@ Turning the raw benchmark results into Markdown tables and a profile summary.
 
 import os
 
-ORDER = ["chatd", "chatd-pypy", "floor", "floor-b50", "floor-pypy", "ngircd"]
-TITLES = {"chatd": "chatd (CPython)", "chatd-pypy": "chatd (PyPy)",
+ORDER = ["chatd", "chatd-metrics", "chatd-pypy", "floor", "floor-b50", "floor-pypy", "ngircd"]
+TITLES = {"chatd": "chatd (CPython)", "chatd-metrics": "chatd, metrics on",
+          "chatd-pypy": "chatd (PyPy)",
           "floor": "Twisted floor", "floor-b50": "floor, backlog 50",
           "floor-pypy": "Twisted floor (PyPy)", "ngircd": "ngircd"}
 SUBJECTS = ["chatd", "chatd-pypy"]
 REFERENCES = ["floor", "floor-pypy", "ngircd"]
-SHORT = {"chatd": "chatd", "chatd-pypy": "PyPy", "floor": "floor", "floor-b50": "floor-b50",
+SHORT = {"chatd": "chatd", "chatd-metrics": "chatd+metrics", "chatd-pypy": "PyPy", "floor": "floor", "floor-b50": "floor-b50",
          "floor-pypy": "floor-PyPy", "ngircd": "ngircd"}
 
 
@@ -203,6 +204,11 @@ def targets_table(results):
             ok, text = compare(name, s, ref, factor)
             row.append(f"{_check(ok)} ({text})")
         rows.append(row)
+    if bigs:
+        # Issue 18: counting must not slow the hot path (CPython only).
+        ok, text = compare(f"big{bigs[-1]}", "chatd-metrics", "chatd", 1.05)
+        rows.append([f"p99 at big{bigs[-1]} with --metrics-port ≤ 1.05× without",
+                     f"{_check(ok)} ({text})", "—"])
     if "idle" in sc:
         row = ["≤ 3 KB (3072 B) per idle connection"]
         for s in SUBJECTS:

@@ -19,6 +19,7 @@ user text only ever appears *after* a marker and a validated name:
     PART <offset> <size> <sha256> <name>  the same from an offset on
 """
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -329,6 +330,35 @@ def parse_size(text: str) -> int:
     if not text.isdigit() or not text.isascii():
         raise ValueError(f"not a size: {text!r}")
     return int(text) * multiplier
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = 100 * 365 * 86400  # longer is "forever"
+
+
+def parse_duration(text: str) -> float:
+    """
+    A duration like ``90s``, ``10m``, ``2h``, ``7d`` or ``1w`` (a bare
+    number is seconds), in seconds.  Raises ``ValueError``.
+    """
+    text = text.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    if not number.isdigit() or not number.isascii() or int(number) == 0:
+        raise ValueError(f"not a duration: {text!r}")
+    return min(int(number) * (unit or 1), MAX_DURATION)
+
+
+def format_duration(seconds: float) -> str:
+    """
+    The inverse of ``parse_duration``: in the largest unit it reaches,
+    rounded up (``600`` is ``10m``, ``599`` too; ``1`` is ``1s``).
+    """
+    seconds = max(1, math.ceil(seconds))
+    for unit, size in sorted(_DURATION_UNITS.items(), key=lambda u: -u[1]):
+        if seconds >= size:
+            return f"{-(-seconds // size)}{unit}"
+    raise AssertionError("unreachable")
 
 
 # --- pair mode (``--mode pair``, see chatd/pair.py) ------------------------

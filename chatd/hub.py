@@ -32,6 +32,21 @@ class IChatClient(Interface):
         """
 
 
+class FanoutCount:
+    """
+    Fan-out passes, the lines they handed out and their bytes (and of lines
+    to one client), for the metrics: a few integer operations per
+    broadcast, never one per recipient.
+    """
+
+    __slots__ = ("passes", "deliveries", "bytes")
+
+    def __init__(self):
+        self.passes = 0
+        self.deliveries = 0
+        self.bytes = 0
+
+
 class Room:
     """
     A set of members and the fan-out to them.
@@ -39,9 +54,10 @@ class Room:
 
     log = Logger()
 
-    def __init__(self, name):
+    def __init__(self, name, fanouts=None):
         self.name = name
         self.members = {}  # client -> None: insertion-ordered set
+        self.fanouts = fanouts if fanouts is not None else FanoutCount()
 
     def add(self, client):
         self.members[client] = None
@@ -54,7 +70,13 @@ class Room:
         Encode ``line`` once and deliver it to every member but ``exclude``.
         """
         data = grammar.encode_line(line)
-        for member in list(self.members):
+        members = list(self.members)
+        fanouts = self.fanouts
+        recipients = len(members) - (exclude in self.members)
+        fanouts.passes += 1
+        fanouts.deliveries += recipients
+        fanouts.bytes += recipients * len(data)
+        for member in members:
             if member is exclude:
                 continue
             try:
@@ -76,7 +98,8 @@ class Hub:
 
     def __init__(self, presence_limit=None, reserved=None):
         self.users = {}  # name key -> client
-        self.rooms = {LOBBY: Room(LOBBY)}
+        self.fanouts = FanoutCount()
+        self.rooms = {LOBBY: Room(LOBBY, self.fanouts)}
         self._guest_numbers = itertools.count(1)
         # Announce joins and departures only while the room is at most this
         # big (None: always), so a connection storm is not quadratic.
@@ -119,9 +142,10 @@ class Hub:
             room.broadcast(grammar.joined(name), exclude=client)
         return name
 
-    def disconnect(self, client, reason=""):
+    def disconnect(self, client, reason="", announce=False):
         """
-        Remove ``client`` everywhere and announce its departure.
+        Remove ``client`` everywhere and announce its departure (with
+        ``announce``, past the presence limit too: a kick is news).
         """
         if self.users.get(grammar.name_key(client.name)) is not client:
             return
@@ -129,7 +153,7 @@ class Hub:
         for room in self.rooms.values():
             if client in room.members:
                 room.remove(client)
-                if self._announce_presence(room):
+                if announce or self._announce_presence(room):
                     room.broadcast(grammar.left(client.name, reason))
 
     def find(self, name):
@@ -213,8 +237,10 @@ class Hub:
         One line to one client; a failing recipient is logged, like in
         ``Room.broadcast``, and never breaks the sender's command.
         """
+        data = grammar.encode_line(line)
+        self.fanouts.bytes += len(data)
         try:
-            client.deliver(grammar.encode_line(line))
+            client.deliver(data)
         except Exception:
             self.log.failure("delivery to {recipient} failed",
                              recipient=getattr(client, "name", "?"))

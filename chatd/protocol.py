@@ -10,18 +10,21 @@ Names, rooms and fan-out are the hub's job, the commands live in
 
 import socket
 from twisted.internet import protocol
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatd import grammar
 from chatd.admission import Refusal
-from chatd.commands import COMMANDS, files
+from chatd.commands import COMMANDS, files, operators
 from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
+from chatd.metrics import NO_METRICS
+from chatd.moderation import Bans, MemoryBanStore, Mutes
+from chatd.shutdown import LiveConnections
 from chatd.transfer import TransferReceiver, WriteCoalescer
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
@@ -39,6 +42,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
     name = None
     address_key = None  # set by the factory, for the connection limits
     account = None  # the name key of the account logged in to
+    kind = "tcp"  # tcp or tls (or web, for an adapter), for the metrics
 
     def __init__(self):
         self._upload = None  # the Upload being received
@@ -51,6 +55,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._bucket = None
         self._rate_timer = None
         self._departure = "connection lost"
+        self._closing = False  # the server is shutting down
+        self._dropped = False  # for its send queue
 
     # --- connection -------------------------------------------------------
 
@@ -93,6 +99,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         Socket options and this connection's limits (shared with pair mode).
         """
         self.callLater = self.factory.clock.callLater  # TimeoutMixin's clock
+        if ISSLTransport.providedBy(self.transport):
+            self.kind = "tls"
         tune_socket(self.transport)
         limits = self.limits
         self.MAX_LENGTH = limits.max_line + 1  # + the CR of a CRLF
@@ -109,6 +117,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self.factory.connection_closed(self)
         if self._upload is not None:
             self._upload.cut_off()  # kept for /upload-resume if it can be
+            self.factory.metrics.upload_refused("incomplete")
         self._upload = None
         if self._joined:
             self.leave(self._departure)
@@ -134,22 +143,62 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         elif self.name != name:
             self.hub.rename(self, name, claim=True)
 
-    def leave(self, reason):
+    def leave(self, reason, announce=False):
         """
-        Leave the chat (once), with ``reason`` as the departure told to others.
+        Leave the chat (once), with ``reason`` as the departure told to
+        others (``announce``: even past the presence limit).
         """
         self._departure = reason
         if self._joined:
             self._joined = False
-            self.hub.disconnect(self, reason)
+            self.hub.disconnect(self, reason, announce)
+
+    def refused_login(self, key):
+        """
+        Whether logging in to the account ``key`` was refused (a ban: the
+        connection was told and is closing).
+        """
+        return operators.refuse_banned_account(self, key)
+
+    @property
+    def receiving(self):
+        """
+        Whether an upload is arriving or being stored.
+        """
+        return self._upload is not None or bool(self._pauses and "upload" in self._pauses)
+
+    @property
+    def transferring(self):
+        """
+        Whether an upload is arriving or being stored, or a file being sent.
+        """
+        return self.receiving or self._sending_file
+
+    def shut_down(self, line):
+        """
+        The server is stopping: send ``line``, then close once a transfer
+        in progress is done (the shutdown service aborts what is left when
+        the grace period ends).
+        """
+        self._closing = True
+        self.send(line)
+        if not self.receiving:  # else once the upload is stored (resume_after)
+            self.close_when_sent()  # after a download being sent, if any
 
     def send_queue_full(self):
         """
-        This client stopped reading: drop it, and say why to the others.
+        This client stopped reading: drop it, and say why to the others
+        (once: an aborted TCP transport is not ``disconnecting``, so lines
+        of the same pass queue up and overflow again).
         """
+        if self._dropped:
+            TransferReceiver.send_queue_full(self)
+            return
+        self._dropped = True
         self._departure = (f"not reading: send queue over "
                            f"{grammar.format_size(self.limits.sendq)}")
         self.log.warn("dropping {name}: {why}", name=self.name, why=self._departure)
+        self.factory.metrics.client_dropped("sendq")
         TransferReceiver.send_queue_full(self)
 
     def error(self, message):
@@ -158,6 +207,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
     # --- input ------------------------------------------------------------
 
     def dataReceived(self, data):
+        self.factory.metrics.received(len(data))
         while True:
             if self._discarding and self.line_mode:
                 end = data.find(b"\n")
@@ -218,6 +268,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             if self._upload is not None:
                 self.error(f"upload of {self._upload.name} cut off: "
                            f"{self._raw_left} bytes missing; not stored")
+                self.factory.metrics.upload_refused("incomplete")
                 self._upload.cut_off()
                 self._upload = None
         elif self._buffer:
@@ -271,7 +322,9 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         """
         A command that held input (``pause_input(reason)``) is done.
         """
-        if self._connected:
+        if self._connected and self._closing:
+            self.close_when_sent()
+        elif self._connected:
             self.resume_input(reason)
             self._finish_input()
 
@@ -288,6 +341,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         if self._upload is not None:
             self._upload.cut_off()
             self._upload = None
+            self.factory.metrics.upload_refused("timeout")
+        self.factory.metrics.client_dropped("timeout")
         self._departure = "upload timed out"
         self.close_when_sent()
 
@@ -312,6 +367,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         if self.line_too_long(line):
             return
         self.pace_input()
+        metrics = self.factory.metrics
+        mark = metrics.line_arrived()
         try:
             self.handle_line(line)
         except ChatError as e:
@@ -319,6 +376,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         except Exception:
             self.log.failure("error handling a line from {name}", name=self.name)
             self.error("internal error; your line was not handled")
+        metrics.line_handled(mark)
 
     def handle_line(self, line):
         """
@@ -333,6 +391,8 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             raise ChatError(login_first(self))
         if command is None:
             raise ChatError(f"unknown command: /{parsed.name} (try /help)")
+        if command.speaks:
+            operators.check_voice(self)
         command.run(self, parsed.arg)
 
     def logged_in_elsewhere(self):
@@ -386,8 +446,13 @@ class ChatFactory(protocol.Factory):
     log = Logger()
 
     def __init__(self, hub, store, clock, server_name=None, limits=None,
-                 accounts=None, coalesce_writes=False):
+                 accounts=None, coalesce_writes=False, bans=None, metrics=None):
         self.accounts = accounts
+        self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
+        self.mutes = Mutes(clock)
+        self.live = LiveConnections()
+        self.closing = False  # shutting down: refuse new connections
+        self.metrics = metrics if metrics is not None else NO_METRICS
         # One transport write per connection per reactor pass (the daemon);
         # off, every line is written at once (unit tests read it at once).
         self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
@@ -398,19 +463,35 @@ class ChatFactory(protocol.Factory):
         self.limits = limits or Limits()
         self.connections = ConnectionCounter(self.limits.max_conns_per_ip,
                                              self.limits.max_conns)
+        self.metrics.watch(self)
 
     def buildProtocol(self, addr):
-        key = address_key(getattr(addr, "host", "") or "")
+        host = getattr(addr, "host", "") or ""
+        key = address_key(host)
         refusal = self.connections.refusal(key)
+        reason = "limit"
+        if refusal is None:
+            refusal, reason = self.admission_refusal(host), "banned"
         if refusal is not None:
             self.log.info("refused {peer}: {why}", peer=key, why=refusal)
+            self.metrics.refused("shutdown" if self.closing else reason)
             return Refusal(refusal)
         p = protocol.Factory.buildProtocol(self, addr)
         p.address_key = key
         self.connections.opened(key)
+        self.live.add(p)
+        self.metrics.accepted()
         return p
+
+    def admission_refusal(self, host):
+        """
+        Why a connection from ``host`` may not come in, besides the
+        connection limits (shutting down, a ban), or ``None``.
+        """
+        return "server shutting down" if self.closing else self.bans.refusal(host)
 
     def connection_closed(self, p):
         if p.address_key is not None:
             self.connections.closed(p.address_key)
             p.address_key = None
+        self.live.closed(p)

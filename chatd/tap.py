@@ -2,6 +2,7 @@
 twistd glue: the ``chatd`` command-line options and ``makeService``.
 """
 
+import ipaddress
 import socket
 
 from twisted.application import service, strports
@@ -9,6 +10,7 @@ from twisted.python import usage
 
 from chatd import grammar
 from chatd.limits import BACKLOG
+from chatd.logformat import FORMATS, use_json_logs
 
 DEFAULT_PORT = 5002
 
@@ -60,11 +62,13 @@ def _rate(value):
 MODES = ("chat", "pair")
 
 
-def _mode(value):
-    if value not in MODES:
-        raise usage.UsageError(
-            f"--mode must be one of {', '.join(MODES)}, not {value!r}")
-    return value
+def _choice(option, values):
+    def coerce(value):
+        if value not in values:
+            raise usage.UsageError(
+                f"--{option} must be one of {', '.join(values)}, not {value!r}")
+        return value
+    return coerce
 
 
 def _seconds(option):
@@ -108,7 +112,7 @@ class Options(usage.Options):
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
-         "(clients X and Y, relay until Bye).", _mode],
+         "(clients X and Y, relay until Bye).", _choice("mode", MODES)],
         ["max-line", None, 4096,
          "Longest line accepted, in bytes; longer ones are refused and skipped.",
          _count("max-line", 64)],
@@ -152,6 +156,18 @@ class Options(usage.Options):
          "and --tls-key.", _port],
         ["web-interface", None, "",
          "Address for --web-port and --web-tls-port (default: all interfaces)."],
+        ["metrics-port", None, None,
+         "Serve Prometheus metrics (GET /metrics) on this port.", _port],
+        ["metrics-interface", None, "127.0.0.1",
+         "Address for --metrics-port (default: this machine only)."],
+        ["shutdown-grace", None, 10.0,
+         "Seconds uploads and downloads get to finish when the server stops "
+         "(SIGTERM, SIGINT); it exits within them.", _seconds("shutdown-grace")],
+        ["shutdown-message", None, None,
+         "Added to the '*** server shutting down' notice."],
+        ["log-format", None, "text",
+         "text (twistd's own) or json: one JSON object per line, to stdout "
+         "or twistd's --logfile.", _choice("log-format", FORMATS)],
     ]
 
     optFlags = [
@@ -249,6 +265,19 @@ class Options(usage.Options):
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
             raise usage.UsageError(
                 "--no-plain leaves nothing to listen on: add --tls-port or --listen")
+        if self["metrics-port"] is not None and self["mode"] != "chat":
+            raise usage.UsageError("--metrics-port is for --mode chat")
+        if self["metrics-interface"]:
+            try:
+                ipaddress.ip_address(self["metrics-interface"])
+            except ValueError:
+                raise usage.UsageError(
+                    f"--metrics-interface must be an IP address (or '' for all), "
+                    f"not {self['metrics-interface']!r}")
+        if self["shutdown-message"] is not None:
+            self["shutdown-message"] = grammar.clean_text(self["shutdown-message"])
+        if self["log-format"] == "json" and getattr(self, "parent", None) is not None:
+            use_json_logs(self.parent)
 
     def limits(self):
         """
@@ -289,10 +318,11 @@ def endpoint_description(port, interface):
     return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
 
 
-def makeFactory(options, reactor, accounts=None):
+def makeFactory(options, reactor, accounts=None, metrics=None):
     """
-    The hub, file store and factory for these options (in pair mode: the
-    pairing and its factory); ``accounts``: registered names, if any.
+    The hub, file store, bans and factory for these options (in pair mode:
+    the pairing and its factory); ``accounts``: registered names, if any;
+    ``metrics``: a ``chatd.metrics.Metrics``, if on.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -303,6 +333,7 @@ def makeFactory(options, reactor, accounts=None):
     from twisted.internet import threads
 
     from chatd.hub import Hub
+    from chatd.moderation import Bans, SQLiteBanStore
     from chatd.protocol import ChatFactory
     from chatd.store import FileStore
 
@@ -318,7 +349,8 @@ def makeFactory(options, reactor, accounts=None):
     reserved = accounts.store.registered if accounts is not None else None
     return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
                        store, reactor, server_name=options["name"], limits=limits,
-                       accounts=accounts, coalesce_writes=True)
+                       accounts=accounts, coalesce_writes=True, metrics=metrics,
+                       bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
 
 
 def makeAccounts(options, reactor, parent):
@@ -365,11 +397,14 @@ def makeService(options, reactor=None):
         from twisted.internet import reactor
     from chatd.tls import HandshakeFirstFactory, is_tls
 
+    from chatd.shutdown import GracefulShutdown, exit_zero_on_signals
+
     top = service.MultiService()
     accounts = None
     if options["mode"] == "chat":
         accounts = makeAccounts(options, reactor, top)
-    factory = makeFactory(options, reactor, accounts)
+    metrics = makeMetrics(options, reactor, top)
+    factory = makeFactory(options, reactor, accounts, metrics)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):
@@ -383,4 +418,27 @@ def makeService(options, reactor=None):
         site = make_site(factory, reactor, options["web-origin"])
         for description in web:
             strports.service(description, site, reactor=reactor).setServiceParent(top)
+    GracefulShutdown(factory, reactor, options["shutdown-grace"],
+                     options["shutdown-message"]).setServiceParent(top)
+    reactor.callWhenRunning(exit_zero_on_signals, reactor)
     return top
+
+
+def makeMetrics(options, reactor, parent):
+    """
+    With --metrics-port: the metrics, their HTTP listener and the reactor
+    lag probe (children of ``parent``); else ``None``.
+    """
+    if options["metrics-port"] is None:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from chatd.metrics import LagProbe, Metrics, metrics_site
+
+    metrics = Metrics(CollectorRegistry())
+    description = endpoint_description(options["metrics-port"],
+                                       options["metrics-interface"])
+    strports.service(description, metrics_site(metrics.registry),
+                     reactor=reactor).setServiceParent(parent)
+    LagProbe(reactor, metrics.lag).setServiceParent(parent)
+    return metrics

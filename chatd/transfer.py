@@ -70,6 +70,9 @@ class TransferReceiver(LineReceiver):
     _direct = False  # deliver may write straight to the transport (the hot path)
     _coalescer = None  # a WriteCoalescer: write once per reactor pass
     _pending_out = None  # lines waiting for the coalescer's end of pass
+    # Bytes of lines sent to this connection alone (``send``) and of files,
+    # for the metrics; broadcast lines are counted by the hub, once per pass.
+    bytes_sent = 0
 
     # --- receiving a raw section -------------------------------------------
 
@@ -179,11 +182,20 @@ class TransferReceiver(LineReceiver):
         else:
             self.transport.write(data)
 
+    @property
+    def send_queue_bytes(self):
+        """
+        Bytes of lines waiting for this slow reader.
+        """
+        return self._queued
+
     def send(self, line):
         """
         Send one line (``str``), encoded by the grammar.
         """
-        self.deliver(grammar.encode_line(line))
+        data = grammar.encode_line(line)
+        self.bytes_sent += len(data)
+        self.deliver(data)
 
     def send_queue_full(self):
         """
@@ -317,15 +329,29 @@ class TransferReceiver(LineReceiver):
         if self._flow is not None:
             self.transport.unregisterProducer()
         if header is not None:  # None: the peer asked for these bytes already
-            self.transport.write(grammar.encode_line(header))
+            data = grammar.encode_line(header)
+            self.bytes_sent += len(data)
+            self.transport.write(data)
         self._sending_file = True
         self._direct = False
+        start = source.tell()
         if transform is None and can_sendfile(self.transport):
-            d = SendfileProducer(self.transport, source).start()
+            producer = SendfileProducer(self.transport, source)
+            d = producer.start()
+            position = lambda: producer.offset  # noqa: E731 (sendfile leaves tell() alone)
         else:
             _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
             d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
+            position = source.tell
+        d.addBoth(self._count_file_bytes, position, start)
         d.addBoth(self._file_sent, source, done)
+
+    def _count_file_bytes(self, result, position, start):
+        """
+        Count what a file send moved (for the metrics), once, at its end.
+        """
+        self.bytes_sent += position() - start
+        return result
 
     def _file_sent(self, result, source, done):
         source.close()

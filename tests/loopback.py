@@ -6,9 +6,14 @@ everything already sent to them, and move files the way ``nc`` does.
 import hashlib
 import socket
 import struct
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from chatd import grammar
+
+ADMIN = str(Path(sys.executable).with_name("chatd-admin"))
 
 
 def sha(data):
@@ -43,6 +48,31 @@ def users(daemon, *names):
             c.nick(name)
     settle(clients)
     return clients
+
+
+def admin(data_dir, *args):
+    """
+    Run ``chatd-admin --data-dir DATA_DIR ARGS`` as a user would.
+    """
+    return subprocess.run([ADMIN, "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def register(client, name, password="secret1"):
+    client.say(f"/register {name} {password}")
+    assert client.expect("*** registered") == f"*** registered and logged in as {name}"
+    client.name = name
+
+
+def make_operator(daemon, client, name="boss"):
+    """
+    Register ``client`` as ``name`` and make it an operator with chatd-admin.
+    """
+    register(client, name)
+    done = admin(daemon.data_dir, "make-operator", name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == f"{name} is now an operator\n"
+    return client
 
 
 def upload_bytes(name, data, checksum=None):

@@ -93,6 +93,8 @@ class LoginLimiter:
 
     def __init__(self, clock, failures=FAILURES, window=WINDOW):
         self.attempts = Allowance(clock, failures, window)
+        self.failures_total = 0  # failed logins, and attempts refused by a
+        self.lockouts_total = 0  # lock-out, since start (for the metrics)
 
     def begin(self, name_key, address, known=False):
         """
@@ -106,6 +108,7 @@ class LoginLimiter:
         for subject, what in checks:
             wait = self.attempts.wait(subject, held=False)
             if wait:
+                self.lockouts_total += 1
                 raise ChatError(f"too many failed logins {what}; "
                                 f"try again in {seconds(wait)} s")
             if self.attempts.wait(subject):
@@ -119,6 +122,8 @@ class LoginLimiter:
         """
         The attempt reserved as ``token`` is over: a failure counts.
         """
+        if failed:
+            self.failures_total += 1
         for subject in token:
             self.attempts.release(subject, failed)
 

@@ -60,6 +60,17 @@ class IAccountStore(Interface):
         ``address`` logged in to the account: keep it (the most recent few).
         """
 
+    def set_operator(key, operator):
+        """
+        Make the account an operator (``operator`` true) or not; returns
+        the name, or ``None`` if there is no such account.
+        """
+
+    def is_operator(key):
+        """
+        Whether the account is an operator.
+        """
+
     def close():
         pass
 
@@ -98,6 +109,7 @@ class MemoryAccountStore:
     def __init__(self):
         self._accounts = {}
         self._known = KnownAddresses()
+        self._operators = set()
 
     def known(self, key, address):
         return (key, address) in self._known
@@ -120,6 +132,15 @@ class MemoryAccountStore:
     def set_hash(self, key, password_hash):
         name, _ = self._accounts[key]
         self._accounts[key] = (name, password_hash)
+
+    def set_operator(self, key, operator):
+        if key not in self._accounts:
+            return None
+        (self._operators.add if operator else self._operators.discard)(key)
+        return self._accounts[key][0]
+
+    def is_operator(self, key):
+        return key in self._operators
 
     def close(self):
         pass
@@ -157,6 +178,7 @@ class SQLiteAccountStore:
                 "CREATE TABLE IF NOT EXISTS known_addresses ("
                 " key TEXT NOT NULL, address TEXT NOT NULL, seen REAL NOT NULL,"
                 " PRIMARY KEY (key, address))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS operators (key TEXT PRIMARY KEY)")
         return self._db
 
     @classmethod
@@ -202,6 +224,23 @@ class SQLiteAccountStore:
             for forgotten in self._known.add(key, address):
                 db.execute("DELETE FROM known_addresses WHERE key = ? AND address = ?",
                            (key, forgotten))
+
+    def set_operator(self, key, operator):
+        with self._lock:
+            db = self._open()
+            row = db.execute("SELECT name FROM accounts WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            if operator:
+                db.execute("INSERT OR IGNORE INTO operators (key) VALUES (?)", (key,))
+            else:
+                db.execute("DELETE FROM operators WHERE key = ?", (key,))
+            return row[0]
+
+    def is_operator(self, key):
+        with self._lock:
+            return self._open().execute(
+                "SELECT 1 FROM operators WHERE key = ?", (key,)).fetchone() is not None
 
     def close(self):
         with self._lock:

@@ -1,13 +1,13 @@
 """
 Every chat command, by area: ``chat`` (say, /nick, /msg, /me, /who),
 ``files`` (/files, /upload, /download), ``accounts`` (/register, /login,
-/password), and here the two that concern the session itself (/help,
+/password), ``operators`` (/kick, /ban, /mute, /wall ...), and here the two that concern the session itself (/help,
 /quit).  ``COMMANDS`` is the table ``ChatProtocol`` dispatches through;
 its order is the order of ``/help``.
 """
 
 from chatd import grammar
-from chatd.commands import accounts, chat, files
+from chatd.commands import accounts, chat, files, operators
 from chatd.commands.registry import CommandTable, collector
 
 SESSION = []
@@ -16,14 +16,19 @@ command = collector(SESSION)
 
 def _help_help(conn):
     if conn.accounts is not None:
-        return "/help [accounts]     this list, or the account commands (/login ...)"
+        return ("/help [accounts|operators]  this list, or the account (/login ...) "
+                "or operator (/kick ...) commands")
     return "/help                this list"
+
+
+TOPICS = {"accounts": "account commands:", "operators": "operator commands:"}
 
 
 @command("help", _help_help, before_login=True)
 def help(conn, topic):
-    if conn.accounts is not None and topic.lower() == "accounts":
-        lines = ["account commands:"] + COMMANDS.help_lines(conn, "accounts")
+    topic = topic.lower()
+    if conn.accounts is not None and topic in TOPICS:
+        lines = [TOPICS[topic]] + COMMANDS.help_lines(conn, topic)
     else:
         lines = ["commands:"] + COMMANDS.help_lines(conn)
     for line in lines:
@@ -38,4 +43,5 @@ def quit(conn, reason):
     conn.close_when_sent()
 
 
-COMMANDS = CommandTable(chat.COMMANDS, files.COMMANDS, SESSION, accounts.COMMANDS)
+COMMANDS = CommandTable(chat.COMMANDS, files.COMMANDS, SESSION, accounts.COMMANDS,
+                        operators.COMMANDS)

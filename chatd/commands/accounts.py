@@ -84,6 +84,8 @@ def _failed(conn, failure):
 
 def _logged_in(conn, name, what):
     key = grammar.name_key(name)
+    if conn.refused_login(key):
+        return
     holder = conn.hub.users.get(key)
     if holder is not None and holder is not conn and \
             getattr(holder, "account", None) == key:

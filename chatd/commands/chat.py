@@ -10,7 +10,8 @@ COMMANDS = []
 command = collector(COMMANDS)
 
 
-@command("", "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)")
+@command("", "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)",
+         speaks=True)
 def say(conn, text):
     conn.hub.say(conn, text)
 
@@ -25,14 +26,14 @@ def nick(conn, new):
     conn.log.info("{old} is now {new}", old=old, new=new)
 
 
-@command("msg", "/msg NAME TEXT       private message to NAME only")
+@command("msg", "/msg NAME TEXT       private message to NAME only", speaks=True)
 def msg(conn, arg):
     target, text = grammar.split_target(arg, "/msg NAME TEXT")
     name = conn.hub.private(conn, target, text)
     conn.send(grammar.private_to(name, text))
 
 
-@command("me", "/me ACTION           say what you are doing")
+@command("me", "/me ACTION           say what you are doing", speaks=True)
 def me(conn, text):
     if not text:
         raise ChatError("usage: /me ACTION")

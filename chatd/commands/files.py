@@ -8,6 +8,7 @@ from chatd import grammar
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
 from chatd.limits import QUEUED_DOWNLOADS
+from chatd.metrics import upload_refusal
 
 COMMANDS = []
 command = collector(COMMANDS)
@@ -37,8 +38,9 @@ def upload(conn, arg):
         name = grammar.check_filename(request.name)
         incoming = conn.store.begin(name, request.size, conn.name, request.sha256,
                                     conn.address_key)
-    except ChatError:
+    except ChatError as e:
         # The declared bytes follow anyway: swallow them, never as chat.
+        conn.factory.metrics.upload_refused(upload_refusal(e.message))
         conn.receive_raw(request.size, None)
         raise
     _receive(conn, incoming)
@@ -76,6 +78,7 @@ def upload_received(conn, incoming):
 
 def _stored(conn, result):
     entry, removed = result
+    conn.factory.metrics.upload_stored(entry.size)
     conn.log.info("{name} stored {file} ({size} bytes)", name=conn.name,
                   file=entry.name, size=entry.size)
     conn.send(grammar.notice(
@@ -90,6 +93,7 @@ def _stored(conn, result):
 
 def _failed(conn, failure):
     if failure.check(ChatError):
+        conn.factory.metrics.upload_refused(upload_refusal(failure.value.message))
         conn.error(failure.value.message)
     else:
         conn.log.failure("storing an upload from {name} failed", failure,
@@ -131,4 +135,5 @@ def _open(conn, entry, offset):
     except OSError:
         raise ChatError(f"no such file: {entry.name}")
     source.seek(offset)
+    conn.factory.metrics.download()
     return source

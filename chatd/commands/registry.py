@@ -19,6 +19,7 @@ class Command:
     help: Union[str, Callable, None] = None
     section: str = ""  # "" for the main /help list, or the /help TOPIC
     before_login: bool = False  # allowed before /login under --require-login
+    speaks: bool = False  # says something to others: refused while muted
 
     def help_line(self, conn):
         return self.help(conn) if callable(self.help) else self.help

@@ -162,6 +162,7 @@ class ChatWebSocket(WebSocketServerProtocol):
         self.chat_transport = FrameTransport(self)
         try:
             self.chat = self.factory.chat.buildProtocol(self.transport.getPeer())
+            self.chat.kind = "web"  # for the metrics' connections by kind
             self.chat.makeConnection(self.chat_transport)
         except Exception:
             self._log.failure("starting a WebSocket chat connection failed")
