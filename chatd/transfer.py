@@ -334,7 +334,10 @@ class TransferReceiver(LineReceiver):
             self.transport.write(data)
         self._sending_file = True
         self._direct = False
-        start = source.tell()
+        # Where a stored file's send starts and ends, for the metrics (the
+        # client's upload sources have no position: nothing is counted).
+        position = getattr(source, "tell", None)
+        start = position() if position is not None else 0
         if transform is None and can_sendfile(self.transport):
             producer = SendfileProducer(self.transport, source)
             d = producer.start()
@@ -342,8 +345,8 @@ class TransferReceiver(LineReceiver):
         else:
             _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
             d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
-            position = source.tell
-        d.addBoth(self._count_file_bytes, position, start)
+        if position is not None:
+            d.addBoth(self._count_file_bytes, position, start)
         d.addBoth(self._file_sent, source, done)
 
     def _count_file_bytes(self, result, position, start):

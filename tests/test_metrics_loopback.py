@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from daemon import free_port
 from loopback import admin, download, upload, users
-from test_tls import TLSClient, certificate, tls_args  # noqa: F401 (a fixture)
+from test_tls import TLSClient, tls_args
 
 
 def scrape(port):
