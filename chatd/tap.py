@@ -122,6 +122,14 @@ class Options(usage.Options):
          "Announce joins and departures only while at most this many are "
          "online (so a crowd arriving is not announced to everyone); 0: always.",
          _count("presence-limit")],
+        ["history", None, 50,
+         "Lines of each room kept (in SQLite under --data-dir) and replayed "
+         "to whoever joins; 0 turns history off.", _count("history")],
+        ["max-rooms", None, 1000,
+         "Rooms the server keeps at most (an empty room without topic or "
+         "history is forgotten).", _count("max-rooms", 1)],
+        ["max-rooms-per-user", None, 20, "Rooms one user may be in at once.",
+         _count("max-rooms-per-user", 1)],
         ["hash-memory", None, "64M",
          "Memory each password hash uses (argon2id; bytes, or with a K/M "
          "suffix): less is faster and weaker.", _size("hash-memory")],
@@ -213,10 +221,11 @@ def endpoint_description(port, interface):
     return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
 
 
-def makeFactory(options, reactor, accounts=None):
+def makeFactory(options, reactor, accounts=None, history=None):
     """
     The hub, file store and factory for these options (in pair mode: the
-    pairing and its factory); ``accounts``: registered names, if any.
+    pairing and its factory); ``accounts``: registered names, if any;
+    ``history``: the rooms' history store, if any.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -237,8 +246,11 @@ def makeFactory(options, reactor, accounts=None):
                       max_size=options["max-file-size"], blocking=blocking)
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
-    return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
-                       store, reactor, server_name=options["name"], limits=limits,
+    hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
+              history=options["history"], store=history,
+              max_rooms=options["max-rooms"],
+              max_rooms_per_user=options["max-rooms-per-user"])
+    return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True)
 
 

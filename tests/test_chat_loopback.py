@@ -183,9 +183,10 @@ def test_commands_help_and_errors(daemon):
     alice.say("/help")
     first = alice.line()
     assert first == "- commands:"
-    help_lines = [alice.line() for _ in range(10)]
+    help_lines = [alice.line() for _ in range(15)]
     assert all(line.startswith("- ") for line in help_lines)
-    for command in ("/nick", "/msg", "/me", "/who", "/files", "/upload", "/download",
+    for command in ("/nick", "/msg", "/me", "/who", "/join", "/part", "/rooms",
+                    "/topic", "/history", "/files", "/upload", "/download",
                     "/help", "/quit"):
         assert any(line.startswith(f"- {command} ") for line in help_lines), command
     assert any("(up to 50 MiB)" in line for line in help_lines)

@@ -15,6 +15,7 @@ from chatd.hub import Hub, IChatClient
 @implementer(IChatClient)
 class FakeClient:
     name = None
+    rooms = ()
 
     def __init__(self):
         self.data = b""
