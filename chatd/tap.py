@@ -269,6 +269,23 @@ def makeAccounts(options, reactor, parent):
                     require_login=options["require-login"])
 
 
+def makeHistory(options, reactor, parent):
+    """
+    The rooms' history store under --data-dir (None with --history 0), a
+    child service of ``parent`` (started first, so stopped last: the lines
+    said until the listeners close are written).
+    """
+    if not options["history"]:
+        return None
+    from chatd.commands.rooms import MAX_HISTORY
+    from chatd.history import SQLiteHistory
+
+    history = SQLiteHistory.in_directory(options["data-dir"], reactor,
+                                         keep=max(options["history"], MAX_HISTORY))
+    history.setServiceParent(parent)
+    return history
+
+
 def listen_descriptions(options):
     """
     The strports descriptions to listen on: plain, TLS, then --listen.
@@ -292,10 +309,11 @@ def makeService(options, reactor=None):
     from chatd.tls import HandshakeFirstFactory, is_tls
 
     top = service.MultiService()
-    accounts = None
+    accounts = history = None
     if options["mode"] == "chat":
+        history = makeHistory(options, reactor, top)
         accounts = makeAccounts(options, reactor, top)
-    factory = makeFactory(options, reactor, accounts)
+    factory = makeFactory(options, reactor, accounts, history)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):
