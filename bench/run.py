@@ -30,7 +30,7 @@ from bench.procstat import cpu, rss
 from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
-SCENARIOS = ["latency", "throughput", "big", "idle", "storm", "files", "profile"]
+SCENARIOS = ["latency", "throughput", "big", "idle", "storm", "files", "profile", "history"]
 CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "ngircd"]
 
 FULL = dict(latency_clients=100, latency_rate=500, throughput_clients=100, window=200,
@@ -309,26 +309,33 @@ def run_chat_scenarios(ctx, results):
             server, mode = ctx.chat_server(kind)
             if server is None:
                 continue
-            result = {"loadavg_before": os.getloadavg()[0], "chatd_tree": chatd_tree()}
-            results["scenarios"][name]["servers"][kind] = result
-            log(f"{name}: {kind} ({spec['clients']} clients)")
-            try:
-                server.start()
-            except RuntimeError as e:
-                result["error"] = str(e)
-                log(f"  could not start {kind}: {e}")
-                continue
-            try:
-                error = run_async(chat_scenario(server, mode, spec, result),
-                                  args.scenario_timeout)
-                if error:
-                    result["error"] = error
-                if not server.alive():
-                    result["error"] = (result.get("error", "") + " server died").strip()
-            finally:
-                server.stop()
-            log("  " + report.one_line(result))
+            results["scenarios"][name]["servers"][kind] = result = {}
+            measure(ctx, name, spec, kind, server, mode, result)
             write_results(results, args.output)
+
+
+def measure(ctx, name, spec, kind, server, mode, result):
+    """
+    Start ``server``, run one chat scenario against it into ``result``, stop it.
+    """
+    result.update(loadavg_before=os.getloadavg()[0], chatd_tree=chatd_tree())
+    log(f"{name}: {kind} ({spec['clients']} clients)")
+    try:
+        server.start()
+    except RuntimeError as e:
+        result["error"] = str(e)
+        log(f"  could not start {kind}: {e}")
+        return
+    try:
+        error = run_async(chat_scenario(server, mode, spec, result),
+                          ctx.args.scenario_timeout)
+        if error:
+            result["error"] = error
+        if not server.alive():
+            result["error"] = (result.get("error", "") + " server died").strip()
+    finally:
+        server.stop()
+    log("  " + report.one_line(result))
 
 
 # --- files ---------------------------------------------------------------------
@@ -535,6 +542,11 @@ def main(argv=None):
             run_files(ctx, results)
         if "profile" in args.only:
             run_profile(ctx, results)
+        if "history" in args.only:
+            from bench import history
+
+            history.run(ctx, results, chat_specs, measure)
+            write_results(results, args.output)
         write_results(results, args.output)
         log(f"results: {Path(args.output).with_suffix('.md')}")
         print(report.markdown(results))

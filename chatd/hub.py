@@ -62,6 +62,7 @@ class Hub:
         self.max_rooms = max_rooms
         self.max_rooms_per_user = max_rooms_per_user
         self.rooms = {LOBBY: Room(LOBBY, history)}  # room key -> Room
+        self._lobby_only = (self.rooms[LOBBY],)  # shared by most connections
         if store is not None and history:
             self._load(store.load(max_rooms, history))
 
@@ -299,7 +300,10 @@ class Hub:
         if client.rooms:
             client.rooms[-1].set_current(client, False)
         room.add(client, current=True)
-        client.rooms = client.rooms + (room,)
+        if not client.rooms and room is self.lobby:
+            client.rooms = self._lobby_only  # no tuple per connection
+        else:
+            client.rooms = client.rooms + (room,)
         if self._announce_presence(room):
             room.broadcast(line, exclude=client, prefixed=False)
 
