@@ -19,7 +19,7 @@ from zope.interface import Attribute, Interface
 
 from chatd import grammar
 from chatd.grammar import LOBBY, ChatError
-from chatd.rooms import Room
+from chatd.rooms import Room, deliver, tell_once
 
 
 class IChatClient(Interface):
@@ -182,16 +182,8 @@ class Hub:
         ``line`` once to each member of ``rooms`` (those within the presence
         limit, or all with ``everywhere``) and to ``also``.
         """
-        rooms = [r for r in rooms if everywhere or self._announce_presence(r)]
-        if len(rooms) == 1 and (also is None or also in rooms[0]):
-            rooms[0].broadcast(line, prefixed=False)
-            return
-        audience = dict.fromkeys(m for r in rooms for m in r.members)
-        if also is not None:
-            audience[also] = None
-        data = grammar.encode_line(line)
-        for member in audience:
-            self._deliver_data(member, data)
+        tell_once([r for r in rooms if everywhere or self._announce_presence(r)],
+                  line, self.log, also)
 
     def private(self, client, target_name, text):
         """
@@ -202,18 +194,7 @@ class Hub:
         return target.name
 
     def _deliver_to(self, client, *lines):
-        """
-        Lines to one client; a failing recipient is logged, like in
-        ``Room.broadcast``, and never breaks the sender's command.
-        """
-        self._deliver_data(client, b"".join(map(grammar.encode_line, lines)))
-
-    def _deliver_data(self, client, data):
-        try:
-            client.deliver(data)
-        except Exception:
-            self.log.failure("delivery to {recipient} failed",
-                             recipient=getattr(client, "name", "?"))
+        deliver(client, b"".join(map(grammar.encode_line, lines)), self.log)
 
     def names(self, room=LOBBY):
         return [member.name for member in self.rooms[grammar.room_key(room)].members]
@@ -243,7 +224,7 @@ class Hub:
             data = grammar.encode_line(line)
             for client in list(self.users.values()):
                 if client is not exclude:
-                    self._deliver_data(client, data)
+                    deliver(client, data, self.log)
             return
         target = self.rooms.get(grammar.room_key(room))
         if target is not None:

@@ -94,13 +94,41 @@ class Room:
             self._deliver(self.away, data, exclude)
 
     def _deliver(self, members, data, exclude):
+        # ``deliver``'s guard, inlined: this loop runs once per recipient of
+        # every line, and a call per recipient costs more than the rest.
         for member in list(members):
             if member is exclude:
                 continue
             try:
                 member.deliver(data)
             except Exception:
-                self.log.failure(
-                    "delivery to {recipient} in {room} failed",
-                    recipient=getattr(member, "name", "?"), room=self.name,
-                )
+                self.log.failure("delivery to {recipient} failed",
+                                 recipient=getattr(member, "name", "?"), room=self.name)
+
+
+def deliver(client, data, log, **where):
+    """
+    Encoded lines to one client; a failing recipient is logged (with
+    ``where`` it was) and never breaks a broadcast or the sender's command.
+    """
+    try:
+        client.deliver(data)
+    except Exception:
+        log.failure("delivery to {recipient} failed",
+                    recipient=getattr(client, "name", "?"), **where)
+
+
+def tell_once(rooms, line, log, also=None):
+    """
+    ``line`` once to each member of ``rooms`` (however many of them it
+    shares) and to ``also``.
+    """
+    if len(rooms) == 1 and (also is None or also in rooms[0]):
+        rooms[0].broadcast(line, prefixed=False)
+        return
+    audience = dict.fromkeys(m for r in rooms for m in r.members)
+    if also is not None:
+        audience[also] = None
+    data = grammar.encode_line(line)
+    for member in audience:
+        deliver(member, data, log)
