@@ -340,13 +340,30 @@ def end_of_history(room: str) -> str:
     return reply(f"end of history of #{room}")
 
 
+MAX_TOPIC_LENGTH = 300
+LISTED_TOPIC_LENGTH = 60  # a topic in /rooms is cut to this, with "..."
+
+
+def check_topic(text: str) -> str:
+    if len(text) > MAX_TOPIC_LENGTH:
+        raise ChatError(f"topic is longer than {MAX_TOPIC_LENGTH} characters")
+    return text
+
+
+def _short(text: str) -> str:
+    if len(text) <= LISTED_TOPIC_LENGTH:
+        return text
+    return text[:LISTED_TOPIC_LENGTH - 3] + "..."
+
+
 def rooms_list(rooms) -> str:
     """
-    ``rooms``: ``(name, members, topic)`` triples, listed most members first.
+    ``rooms``: ``(name, members, topic)`` triples, listed most members first,
+    long topics cut short.
     """
     rooms = sorted(rooms, key=lambda r: -r[1])
-    listed = ", ".join(f"#{name} ({members}: {text})" if text else f"#{name} ({members})"
-                       for name, members, text in rooms)
+    listed = ", ".join(f"#{name} ({members}: {_short(text)})" if text
+                       else f"#{name} ({members})" for name, members, text in rooms)
     return reply(f"rooms ({len(rooms)}): {listed}")
 
 

@@ -364,7 +364,7 @@ class Hub:
             self._deliver_to(client, grammar.topic(room.name, room.topic))
             return
         room = self._room_of(client, name)
-        room.topic = text
+        room.topic = grammar.check_topic(text)
         line = grammar.topic_set(client.name, room.name, text)
         room.broadcast(line, prefixed=False)
         self._keep(room, line)

@@ -430,6 +430,14 @@ def test_room_lines(line, expected):
     assert wire(line) == expected.encode()
 
 
+def test_long_topics_are_refused_and_cut_short_in_the_list():
+    assert grammar.check_topic("t" * 300) == "t" * 300
+    with pytest.raises(ChatError, match="topic is longer than 300 characters"):
+        grammar.check_topic("t" * 301)
+    assert wire(grammar.rooms_list([("dev", 1, "x" * 61)])) == \
+        ("- rooms (1): #dev (1: " + "x" * 57 + "...)").encode()
+
+
 def test_history_line_cleans_a_stored_line():
     assert grammar.history_line(0, "<x> \x1b[2J\r\n*** fake") == \
         f"= [1970-01-01 00:00] <x> {FFFD}[2J{FFFD}{FFFD}*** fake"

@@ -44,7 +44,7 @@ def test_bad_room_names_and_arguments_get_one_answer_each(make_daemon, figure):
     b.sync()
     commands = [b"/join " + name for name in HOSTILE_ROOMS] + [
         b"/join", b"/join #a #b", b"/part #nowhere", b"/who #\x1b", b"/topic #nowhere",
-        b"/topic #nowhere text", b"/history #nowhere", b"/history 0", b"/history 99999999999",
+        b"/topic #nowhere text", b"/topic #lobby " + b"t" * 301, b"/history #nowhere", b"/history 0", b"/history 99999999999",
         b"/history #lobby 5 extra", b"/history \xd9\xa3",  # an Arabic-Indic 3
     ]
     for command in commands:
