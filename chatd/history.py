@@ -100,15 +100,21 @@ class SQLiteHistory(service.Service):
 
     def stopService(self):
         """
-        Write what is queued, then stop the thread.
+        Let the thread finish the batches it has and stop, then write the
+        rest here (the thread is gone: the connection is still used by one
+        thread at a time) and close.  Blocks for one batch, at shutdown.
         """
         service.Service.stopService(self)
         if self._loop.running:
             self._loop.stop()
-        d = self.flush()
-        d.addBoth(lambda _: self._in_thread(self._close))
-        d.addBoth(lambda _: self._pool.stop())
-        return d
+        self._pool.stop()
+        try:
+            if self._pending or self._topics:
+                self._write(*self._take())
+        except sqlite3.Error as e:
+            self.log.error("writing the last history lines failed: {why}", why=str(e))
+        finally:
+            self._close()
 
     def load(self, rooms, count):
         db = self._open()  # the writer thread opens its own later
@@ -131,11 +137,14 @@ class SQLiteHistory(service.Service):
         """
         if not self._pending and not self._topics:
             return defer.succeed(None)
-        batch = (self._pending, self._names, self._topics)
-        self._pending, self._names, self._topics = [], {}, {}
-        d = self._in_thread(self._write, *batch)
+        d = self._in_thread(self._write, *self._take())
         d.addErrback(lambda f: self.log.failure("writing history failed", f))
         return d
+
+    def _take(self):
+        batch = (self._pending, self._names, self._topics)
+        self._pending, self._names, self._topics = [], {}, {}
+        return batch
 
     def recent(self, room, count):
         self.flush()  # the one thread runs in order: the read sees it
