@@ -41,6 +41,7 @@ def run(ctx, results, chat_specs, measure):
             entry["big"][name]["servers"][variant] = min(
                 (runs[variant] for runs in entry["big"][name]["rounds"]),
                 key=lambda r: (r.get("latency") or {}).get("p99_ms", float("inf")))
+    entry["cpu_per_line"] = cpu_per_line(max(args.big_clients), ctx.workdir)
     server = servers.chatd(ctx.workdir, name="chatd-burst", extra=[*ctx.chatd_extra])
     server.start()
     try:
@@ -49,6 +50,47 @@ def run(ctx, results, chat_specs, measure):
         entry["burst"] = {"error": repr(e)}
     finally:
         server.stop()
+
+
+def cpu_per_line(members, workdir, lines=2000, rounds=3):
+    """
+    The reactor thread's CPU time per line said into a room of ``members``
+    (null clients, in this process), history off and on (queued for the
+    SQLite store, as chatd does): the cost history adds where latency is
+    made, without the scheduling noise of a shared machine.  Best of
+    ``rounds``, alternating.
+    """
+    from twisted.internet.testing import MemoryReactorClock
+    from zope.interface import implementer
+
+    from chatd.history import SQLiteHistory
+    from chatd.hub import Hub, IChatClient
+
+    @implementer(IChatClient)
+    class Null:
+        name = None
+        rooms = ()
+
+        def deliver(self, data):
+            pass
+
+    def per_line(keep, store):
+        hub = Hub(history=keep, store=store)
+        clients = [Null() for _ in range(members)]
+        for c in clients:
+            hub.connect(c)
+        start = time.process_time()
+        for i in range(lines):
+            hub.say(clients[0], f"line {i} T{time.monotonic_ns()}")
+        return (time.process_time() - start) / lines
+
+    off, on = [], []
+    for _ in range(rounds):
+        off.append(per_line(0, None))
+        on.append(per_line(KEEP, SQLiteHistory.in_directory(
+            os.path.join(workdir, "cpu-per-line"), MemoryReactorClock(), PAGE)))
+    return {"members": members, "off_us": round(min(off) * 1e6, 1),
+            "on_us": round(min(on) * 1e6, 1), "ratio": round(min(on) / min(off), 3)}
 
 
 async def _client(port):
@@ -153,6 +195,11 @@ def markdown(entry):
         errors = [f"{v}: {r['error']}" for v, r in (("off", off), ("on", on)) if r.get("error")]
         if errors:
             lines.append("| | errors: " + "; ".join(errors) + " |" + " |" * (len(head) - 2))
+    cpu = entry.get("cpu_per_line")
+    if cpu:
+        lines += ["", f"Reactor-thread CPU per line said into a room of {cpu['members']:,} "
+                      f"(in process, null clients, best of 3): history off {cpu['off_us']} µs, "
+                      f"on {cpu['on_us']} µs ({cpu['ratio']:.3f}×)."]
     b = entry.get("burst") or {}
     if b.get("error"):
         lines += ["", f"Burst: error {b['error']}"]
