@@ -37,12 +37,12 @@ FULL = dict(latency_clients=100, latency_rate=500, throughput_clients=100, windo
             big_clients="2000,5000", big_rate=100, idle_clients=10000, storm_clients=5000,
             file_size="512M", rounds=3, duration=10.0, senders=20, sample=50, warmup=1.0,
             profile_clients=2000, scenario_timeout=300.0, login_timeout=180.0,
-            storm_timeout=60.0)
+            storm_timeout=60.0, history_rounds=2)
 QUICK = dict(latency_clients=50, latency_rate=200, throughput_clients=50, window=300,
              big_clients="300,600", big_rate=50, idle_clients=1000, storm_clients=500,
              file_size="32M", rounds=2, duration=3.0, senders=10, sample=20, warmup=0.5,
              profile_clients=300, scenario_timeout=60.0, login_timeout=30.0,
-             storm_timeout=15.0)
+             storm_timeout=15.0, history_rounds=2)
 
 
 def log(*args):
