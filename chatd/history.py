@@ -43,7 +43,7 @@ class IHistoryStore(Interface):
         """
         At start, before serving: ``(name, topic, [(time, line), ...])`` of
         the ``rooms`` most recently active rooms, their last ``count`` lines
-        oldest first.
+        oldest first.  The others may be forgotten.
         """
 
     def append(room, name, when, line):
@@ -210,6 +210,13 @@ def _connect(path):
 
 
 def _load(db, rooms, count):
+    # Rooms past the most recently active ``rooms`` are not served: drop
+    # them, so the file stays within rooms x keep rows.
+    with db:
+        db.execute("BEGIN")
+        db.execute("DELETE FROM rooms WHERE key NOT IN "
+                   "(SELECT key FROM rooms ORDER BY active DESC LIMIT ?)", (rooms,))
+        db.execute("DELETE FROM lines WHERE room NOT IN (SELECT key FROM rooms)")
     saved = []
     for key, name, topic in db.execute(
             "SELECT key, name, topic FROM rooms ORDER BY active DESC LIMIT ?", (rooms,)):

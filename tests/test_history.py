@@ -35,12 +35,16 @@ def test_lines_are_kept_in_order_capped_per_room_and_loaded(tmp_path):
     db.close()
 
 
-def test_load_keeps_the_most_recently_active_rooms(tmp_path):
+def test_load_keeps_only_the_most_recently_active_rooms(tmp_path):
     history = store(tmp_path)
     for i in range(4):
         history.append(f"r{i}", f"r{i}", float(i), "<a> x")
     history.stopService()
     assert [name for name, _, _ in store(tmp_path, start=False).load(2, 10)] == ["r3", "r2"]
+    db = sqlite3.connect(tmp_path / FILENAME)  # the others are dropped from the file
+    assert db.execute("SELECT DISTINCT room FROM lines ORDER BY room").fetchall() == \
+        [("r2",), ("r3",)]
+    db.close()
 
 
 def test_an_unreadable_file_is_set_aside_and_a_fresh_one_started(tmp_path):
