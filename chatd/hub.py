@@ -265,7 +265,7 @@ class Hub:
                 raise ChatError(f"you are in {len(client.rooms)} rooms, the most "
                                 f"allowed; /part one first")
             if room is None:
-                if len(self.rooms) >= self.max_rooms:
+                if len(self.rooms) >= self.max_rooms and not self._forget_idlest():
                     raise ChatError(f"this server has {len(self.rooms)} rooms, the "
                                     f"most it keeps; join one of them (/rooms)")
                 room = self.rooms[grammar.room_key(name)] = Room(name, self.keep)
@@ -336,6 +336,18 @@ class Hub:
             now.set_current(client, True)
             lines.append(grammar.you_are_in(now.name, len(now)))
         self._deliver_to(client, *lines)
+
+    def _forget_idlest(self):
+        """
+        Make space for a room: forget the empty one idle longest (its topic
+        and history too; kept lines stay in the store until the next start).
+        False if every room has members.
+        """
+        empty = [r for r in self.rooms.values() if not len(r) and r.key != LOBBY]
+        if not empty:
+            return False
+        del self.rooms[min(empty, key=lambda r: r.last_active).key]
+        return True
 
     def _forget_if_empty(self, room):
         if room.key != LOBBY and room.forgettable:

@@ -340,3 +340,20 @@ def test_room_limits():
         hub.join(b, "#two")
     hub.join(b, "#ONE")
     assert b.lines()[-1] == "*** you are in #one (2 online)"
+
+
+def test_at_the_room_limit_the_idlest_empty_room_makes_space():
+    clock = Clock()
+    hub = Hub(clock=clock, history=5, max_rooms=3)
+    a, b = join(hub, FakeClient(), FakeClient())
+    for name in ("#old", "#newer"):
+        clock.advance(10)
+        hub.join(a, name)
+        hub.say(a, "kept")  # history keeps the room when it empties
+        hub.part(a)
+    hub.join(a, "#fresh")
+    assert sorted(hub.rooms) == ["fresh", "lobby", "newer"]  # #old went
+    hub.join(b, "#another")
+    assert sorted(hub.rooms) == ["another", "fresh", "lobby"]
+    with pytest.raises(ChatError, match="this server has 3 rooms"):
+        hub.join(b, "#third")  # every room has a member: nothing to forget
