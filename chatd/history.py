@@ -57,6 +57,12 @@ class IHistoryStore(Interface):
         Keep the topic of a room.  Must not block.
         """
 
+    def forget(room):
+        """
+        Drop the kept lines and topic of ``room`` (a room made space for
+        another).  Must not block.
+        """
+
     def recent(room, count):
         """
         A Deferred of the last ``count`` lines of ``room`` as ``(time,
@@ -81,6 +87,7 @@ class SQLiteHistory(service.Service):
         self._pending = []  # (room, at, line) not yet handed to the thread
         self._topics = {}  # room -> (name, topic) not yet handed over
         self._names = {}  # room -> name, for rooms pending
+        self._forgotten = set()  # rooms whose kept lines go, before this batch's
         self._db = None  # opened and used by the writer thread only
         self._pool = ThreadPool(1, 1, name="chatd-history")
         self._loop = task.LoopingCall(self.flush)
@@ -109,7 +116,7 @@ class SQLiteHistory(service.Service):
             self._loop.stop()
         self._pool.stop()
         try:
-            if self._pending or self._topics:
+            if self._pending or self._topics or self._forgotten:
                 self._write(*self._take())
         except sqlite3.Error as e:
             self.log.error("writing the last history lines failed: {why}", why=str(e))
@@ -130,20 +137,25 @@ class SQLiteHistory(service.Service):
     def set_topic(self, room, name, topic):
         self._topics[room] = (name, topic)
 
+    def forget(self, room):
+        self._pending = [p for p in self._pending if p[0] != room]
+        self._topics.pop(room, None)
+        self._forgotten.add(room)
+
     def flush(self):
         """
         Hand what is queued to the writer thread; a Deferred that fires
         when it is written.
         """
-        if not self._pending and not self._topics:
+        if not self._pending and not self._topics and not self._forgotten:
             return defer.succeed(None)
         d = self._in_thread(self._write, *self._take())
         d.addErrback(lambda f: self.log.failure("writing history failed", f))
         return d
 
     def _take(self):
-        batch = (self._pending, self._names, self._topics)
-        self._pending, self._names, self._topics = [], {}, {}
+        batch = (self._pending, self._names, self._topics, self._forgotten)
+        self._pending, self._names, self._topics, self._forgotten = [], {}, {}, set()
         return batch
 
     def recent(self, room, count):
@@ -178,14 +190,14 @@ class SQLiteHistory(service.Service):
             self._db.close()
             self._db = None
 
-    def _write(self, lines, names, topics):
+    def _write(self, *batch):
         try:
-            _write(self._database(), lines, names, topics, self.keep)
+            _write(self._database(), *batch, self.keep)
         except sqlite3.DatabaseError:
             # Broken under us (disk error, file replaced): start afresh once.
             self._close()
             self._db = self._open()
-            _write(self._db, lines, names, topics, self.keep)
+            _write(self._db, *batch, self.keep)
 
     def _recent(self, room, count):
         rows = self._database().execute(
@@ -227,9 +239,12 @@ def _load(db, rooms, count):
     return saved
 
 
-def _write(db, lines, names, topics, keep):
+def _write(db, lines, names, topics, forgotten, keep):
     with db:  # one transaction
         db.execute("BEGIN")
+        for room in forgotten:  # first: lines after it are a new room's
+            db.execute("DELETE FROM lines WHERE room = ?", (room,))
+            db.execute("DELETE FROM rooms WHERE key = ?", (room,))
         db.executemany("INSERT INTO lines (room, at, line) VALUES (?, ?, ?)", lines)
         active = {}
         for room, at, _ in lines:

@@ -339,14 +339,16 @@ class Hub:
 
     def _forget_idlest(self):
         """
-        Make space for a room: forget the empty one idle longest (its topic
-        and history too; kept lines stay in the store until the next start).
-        False if every room has members.
+        Make space for a room: forget the empty one idle longest, with its
+        topic and history.  False if every room has members.
         """
         empty = [r for r in self.rooms.values() if not len(r) and r.key != LOBBY]
         if not empty:
             return False
-        del self.rooms[min(empty, key=lambda r: r.last_active).key]
+        idlest = min(empty, key=lambda r: r.last_active)
+        del self.rooms[idlest.key]
+        if self.store is not None:
+            self.store.forget(idlest.key)
         return True
 
     def _forget_if_empty(self, room):

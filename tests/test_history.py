@@ -62,3 +62,15 @@ def test_an_unreadable_file_is_set_aside_and_a_fresh_one_started(tmp_path):
         [FILENAME + ".unreadable"]
     assert any("is unreadable" in e.get("log_format", "") for e in events)
     assert store(tmp_path, start=False).load(10, 10) == [("dev", "", [(1.0, "<a> fresh")])]
+
+
+def test_a_forgotten_room_loses_its_lines_but_a_new_one_of_its_name_keeps_its_own(tmp_path):
+    history = store(tmp_path)
+    history.append("dev", "dev", 1.0, "<a> old")
+    history.flush()
+    history.append("dev", "dev", 2.0, "<a> also old")
+    history.set_topic("dev", "dev", "old topic")
+    history.forget("dev")
+    history.append("dev", "Dev", 3.0, "<b> new")
+    history.stopService()
+    assert store(tmp_path, start=False).load(10, 10) == [("Dev", "", [(3.0, "<b> new")])]
