@@ -282,6 +282,10 @@ def markdown(results):
     ft = files_table(results)
     if ft:
         out += ["", "## Files", "", ft]
+    if results.get("history"):
+        from bench import history
+
+        out += ["", "## Rooms' history", "", history.markdown(results["history"])]
     prof = results["scenarios"].get("profile", {})
     if prof.get("profile"):
         out += ["", "## Profile", ""]

@@ -30,19 +30,19 @@ from bench.procstat import cpu, rss
 from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
-SCENARIOS = ["latency", "throughput", "big", "idle", "storm", "files", "profile"]
+SCENARIOS = ["latency", "throughput", "big", "idle", "storm", "files", "profile", "history"]
 CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "ngircd"]
 
 FULL = dict(latency_clients=100, latency_rate=500, throughput_clients=100, window=200,
             big_clients="2000,5000", big_rate=100, idle_clients=10000, storm_clients=5000,
             file_size="512M", rounds=3, duration=10.0, senders=20, sample=50, warmup=1.0,
             profile_clients=2000, scenario_timeout=300.0, login_timeout=180.0,
-            storm_timeout=60.0)
+            storm_timeout=60.0, history_rounds=2)
 QUICK = dict(latency_clients=50, latency_rate=200, throughput_clients=50, window=300,
              big_clients="300,600", big_rate=50, idle_clients=1000, storm_clients=500,
              file_size="32M", rounds=2, duration=3.0, senders=10, sample=20, warmup=0.5,
              profile_clients=300, scenario_timeout=60.0, login_timeout=30.0,
-             storm_timeout=15.0)
+             storm_timeout=15.0, history_rounds=2)
 
 
 def log(*args):
@@ -316,26 +316,33 @@ def run_chat_scenarios(ctx, results):
             server, mode = ctx.chat_server(kind)
             if server is None:
                 continue
-            result = {"loadavg_before": os.getloadavg()[0], "chatd_tree": chatd_tree()}
-            results["scenarios"][name]["servers"][kind] = result
-            log(f"{name}: {kind} ({spec['clients']} clients)")
-            try:
-                server.start()
-            except RuntimeError as e:
-                result["error"] = str(e)
-                log(f"  could not start {kind}: {e}")
-                continue
-            try:
-                error = run_async(chat_scenario(server, mode, spec, result),
-                                  args.scenario_timeout)
-                if error:
-                    result["error"] = error
-                if not server.alive():
-                    result["error"] = (result.get("error", "") + " server died").strip()
-            finally:
-                server.stop()
-            log("  " + report.one_line(result))
+            results["scenarios"][name]["servers"][kind] = result = {}
+            measure(ctx, name, spec, kind, server, mode, result)
             write_results(results, args.output)
+
+
+def measure(ctx, name, spec, kind, server, mode, result):
+    """
+    Start ``server``, run one chat scenario against it into ``result``, stop it.
+    """
+    result.update(loadavg_before=os.getloadavg()[0], chatd_tree=chatd_tree())
+    log(f"{name}: {kind} ({spec['clients']} clients)")
+    try:
+        server.start()
+    except RuntimeError as e:
+        result["error"] = str(e)
+        log(f"  could not start {kind}: {e}")
+        return
+    try:
+        error = run_async(chat_scenario(server, mode, spec, result),
+                          ctx.args.scenario_timeout)
+        if error:
+            result["error"] = error
+        if not server.alive():
+            result["error"] = (result.get("error", "") + " server died").strip()
+    finally:
+        server.stop()
+    log("  " + report.one_line(result))
 
 
 # --- files ---------------------------------------------------------------------
@@ -545,6 +552,11 @@ def main(argv=None):
             run_files(ctx, results)
         if "profile" in args.only:
             run_profile(ctx, results)
+        if "history" in args.only:
+            from bench import history
+
+            history.run(ctx, results, chat_specs, measure)
+            write_results(results, args.output)
         write_results(results, args.output)
         log(f"results: {Path(args.output).with_suffix('.md')}")
         print(report.markdown(results))

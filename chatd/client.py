@@ -38,11 +38,16 @@ MAX_RETRY_DELAY = 30.0
 
 HELP = [
     "chatd-client commands:",
-    "TEXT                   say TEXT to everyone (//TEXT says a line starting with /)",
+    "TEXT                   say TEXT in your current room (//TEXT: a line starting with /)",
     "/msg NAME TEXT         private message to NAME only",
     "/me ACTION             say what you are doing",
     "/nick NAME             change your name",
-    "/who                   who is online",
+    "/who [ROOM]            who is in your current room (or ROOM)",
+    "/join ROOM             enter ROOM (#name) and talk there; the prompt shows it",
+    "/part [ROOM] [REASON]  leave ROOM (default: the current one)",
+    "/rooms                 the rooms, most members first",
+    "/topic [ROOM] [TEXT]   show or set the topic of a room",
+    "/history [ROOM] [N]    the last N lines of a room (dimmed, like on /join)",
     "/files                 the shared files, newest first",
     "/upload PATH           share a local file (under its base name, sha256-checked)",
     "/download NAME [DEST]  save a shared file here, or in DEST (a directory or a",
@@ -79,6 +84,8 @@ class ChatClient(FileTransfers, TransferReceiver):
         self.quit_timeout = quit_timeout
         self.name = None  # our name, once the server told us
         self.on_name = None  # called with our name whenever it changes
+        self.room = None  # our current room, once the server told us
+        self.on_room = None  # called with the current room ("": none) when it changes
         self.interactive = False  # a person is typing: say when lines wait
         self.on_secret = None  # called with True/False: hide what is typed, or not
         self._password_for = None  # ("login"|"register", NAME) awaiting a password
@@ -149,9 +156,11 @@ class ChatClient(FileTransfers, TransferReceiver):
         message = grammar.parse_server_line(line)
         if self.transfer_line(message):
             return
-        if message.kind == "notice":
+        if message.kind == "notice" and not message.room and not message.history:
             self._track_name(message.text)
-        self.console.show(message.kind, message.text, message.name)
+            self._track_room(message.text)
+        self.console.show(message.kind, message.text, message.name,
+                          room=message.room, history=message.history)
         if not self._greeted:
             self._greeted = True
             self._resume_transfers()
@@ -166,6 +175,13 @@ class ChatClient(FileTransfers, TransferReceiver):
             self.name = name
             if self.on_name is not None:
                 self.on_name(name)
+
+    def _track_room(self, text):
+        room = grammar.current_room(text)
+        if room is not None and room != self.room:
+            self.room = room
+            if self.on_room is not None:
+                self.on_room(room)
 
     # --- what the user types --------------------------------------------
 
@@ -337,6 +353,7 @@ class App:
                             blocking=self._blocking, keep_partials=self.reconnect,
                             resume=self._unfinished)
         client.on_name = self._named
+        client.on_room = self._room_changed
         client.interactive = self.interactive
         client.on_secret = self._secret
         d = connectProtocol(endpoint, client)
@@ -371,13 +388,24 @@ class App:
             if on:
                 self.console.set_prompt("password: ")
             elif self.client is not None and self.client.name:
-                self.console.set_prompt(f"{self.client.name}> ")
+                self.console.set_prompt(self._prompt())
+
+    def _prompt(self):
+        """
+        ``#dev alice> ``: the current room (once one is known), our name.
+        """
+        room = self.client.room if self.client is not None else None
+        return (f"#{room} " if room else "") + f"{self.client.name}> "
 
     def _named(self, name):
         if not grammar.is_guest_name(name):
             self.name = name  # taken again after a reconnect
         if self.editing:
-            self.console.set_prompt(f"{name}> ")
+            self.console.set_prompt(self._prompt())
+
+    def _room_changed(self, room):
+        if self.editing and self.client is not None and self.client.name:
+            self.console.set_prompt(self._prompt())
 
     def line(self, text):
         if self.client is not None and self.client.is_open:

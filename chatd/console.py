@@ -55,19 +55,27 @@ def _sgr(code, text):
     return f"\x1b[{code}m{text}\x1b[0m" if code else text
 
 
-def format_line(kind, text, name=None, when=None, color=False):
+def format_line(kind, text, name=None, when=None, color=False, room=None, history=None):
     """
     One display line: timestamp, marker and text (cleaned of any control
-    character), with ANSI colours if ``color``.
+    character), with ANSI colours if ``color``.  ``room``: the line is from
+    that room, not the current one (``[#dev] ``); ``history``: a replayed
+    line, shown with its own time stamp and dimmed.
     """
     text = grammar.clean_text(text or "")
     name = grammar.clean_text(name or "")
     form = _PLAIN.get(kind, _PLAIN["unknown"])
+    if room:
+        form = f"[#{grammar.clean_text(room)}] " + form
     stamp = time.strftime("[%H:%M]", time.localtime(when))
+    if history:
+        stamp = f"[{grammar.clean_text(history)}]"
     if kind == "reply" and not text:
         form = "-"
     if not color:
         return f"{stamp} " + form.format(name=name, text=text)
+    if history:
+        return _sgr("2", f"{stamp} " + form.format(name=name, text=text))
     line_style, name_style = _STYLE.get(kind, (None, None))
     if name_style:
         name = _sgr(name_style, name)
@@ -228,11 +236,12 @@ class Console:
 
     # --- lines ------------------------------------------------------------
 
-    def show(self, kind, text, name=None):
+    def show(self, kind, text, name=None, room=None, history=None):
         """
         Show one line of a kind (see ``format_line``).
         """
-        self._emit(self.out, format_line(kind, text, name, self.now(), self.color))
+        self._emit(self.out, format_line(kind, text, name, self.now(), self.color,
+                                         room, history))
 
     def info(self, text):
         self.show("info", text)

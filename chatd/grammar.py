@@ -13,6 +13,8 @@ user text only ever appears *after* a marker and a validated name:
     [private] <alice> psst          private message to you
     [private to bob] psst           your private message, delivered
     *** bob joined                  server notice (presence, files, greeting)
+    [#dev] <alice> hi               a line from one of your other rooms
+    = [2026-12-01 14:02] <alice> hi a line of a room's history
     - guest1, alice                 reply to a command (/who, /help, /files)
     ! no such user: zed             error
     FILE <size> <sha256> <name>     download header, followed by raw bytes
@@ -22,7 +24,8 @@ user text only ever appears *after* a marker and a validated name:
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import Optional
 
 ENCODING = "utf-8"
@@ -238,6 +241,36 @@ def check_name(name: str) -> str:
     return name
 
 
+# --- rooms ----------------------------------------------------------------
+
+MAX_ROOM_LENGTH = 32
+_ROOM = re.compile(r"[A-Za-z0-9_\-.]{1,%d}\Z" % MAX_ROOM_LENGTH)
+LOBBY = "lobby"
+
+
+def check_room(text: str) -> str:
+    """
+    A room name as typed (``#dev`` or ``dev``) without its ``#``, or
+    ``ChatError``: 1-32 of ``A-Z a-z 0-9 _ - .``.
+    """
+    name = text[1:] if text.startswith("#") else text
+    if not _ROOM.match(name):
+        raise ChatError(f"bad room name: {text} (# then 1-{MAX_ROOM_LENGTH} of "
+                        f"letters, digits and _ - .)")
+    return name
+
+
+def room_key(name: str) -> str:
+    """
+    The key under which a room name (without ``#``) is unique.
+    """
+    return name.lower()
+
+
+def looks_like_room(word: str) -> bool:
+    return word.startswith("#")
+
+
 def is_guest_name(name: str) -> bool:
     key = name_key(name)
     return key.startswith(GUEST_PREFIX) and key[len(GUEST_PREFIX):].isdigit()
@@ -300,6 +333,89 @@ def left(name: str, reason: str = "") -> str:
 
 def renamed(old: str, new: str) -> str:
     return notice(f"{old} is now known as {new}")
+
+
+def in_room(room: str, line: str) -> str:
+    """
+    A chat, action or notice line from a room that is not your current one.
+    """
+    return f"[#{room}] {line}"
+
+
+def room_joined(name: str, room: str) -> str:
+    return notice(f"{name} joined #{room}")
+
+
+def room_left(name: str, room: str, reason: str = "") -> str:
+    return notice(f"{name} left #{room} ({reason})" if reason else f"{name} left #{room}")
+
+
+def topic_set(name: str, room: str, text: str) -> str:
+    return notice(f"{name} set the topic of #{room}: {text}")
+
+
+def topic(room: str, text: str) -> str:
+    return reply(f"topic of #{room}: {text}" if text else f"no topic for #{room}")
+
+
+def you_are_in(room: str, members: int) -> str:
+    return notice(f"you are in #{room} ({members} online)")
+
+
+def you_left(room: str) -> str:
+    return notice(f"you left #{room}")
+
+
+NO_ROOM = "you are in no room (/join ROOM)"
+
+
+def history_line(when: float, line: str) -> str:
+    """
+    One kept line as replayed: ``= [YYYY-MM-DD HH:MM] `` (UTC) then the line
+    as it was shown, cleaned again (a stored line is untrusted input too).
+    """
+    stamp = datetime.fromtimestamp(when, timezone.utc)
+    return f"= [{stamp:%Y-%m-%d %H:%M}] {clean_text(line)}"
+
+
+def end_of_history(room: str) -> str:
+    return reply(f"end of history of #{room}")
+
+
+MAX_TOPIC_LENGTH = 300
+LISTED_TOPIC_LENGTH = 60  # a topic in /rooms is cut to this, with "..."
+
+
+def check_topic(text: str) -> str:
+    if len(text) > MAX_TOPIC_LENGTH:
+        raise ChatError(f"topic is longer than {MAX_TOPIC_LENGTH} characters")
+    return text
+
+
+def _short(text: str) -> str:
+    if len(text) <= LISTED_TOPIC_LENGTH:
+        return text
+    return text[:LISTED_TOPIC_LENGTH - 3] + "..."
+
+
+def rooms_list(rooms) -> str:
+    """
+    ``rooms``: ``(name, members, topic)`` triples, listed most members first,
+    long topics cut short.
+    """
+    rooms = sorted(rooms, key=lambda r: -r[1])
+    listed = ", ".join(f"#{name} ({members}: {_short(text)})" if text
+                       else f"#{name} ({members})" for name, members, text in rooms)
+    return reply(f"rooms ({len(rooms)}): {listed}")
+
+
+def who(names, room: str = LOBBY) -> str:
+    """
+    The members of a room: the lobby as today (``- online (N): ...``),
+    another room named (``- online in #dev (N): ...``).
+    """
+    where = "" if room_key(room) == LOBBY else f" in #{room}"
+    return reply(f"online{where} ({len(names)}): {', '.join(names)}")
 
 
 def format_size(size: int) -> str:
@@ -402,6 +518,8 @@ class ServerLine:
     or ``unknown``; ``name`` the user it is from (or to), ``text`` the rest.
     For ``file`` and ``part``: ``size``, ``sha256`` and ``text`` (the file
     name), and for ``part`` the ``offset`` its bytes start at (0 for ``file``).
+    ``room``: the room of a line from one of your other rooms (``[#dev] ...``);
+    ``history``: the time stamp of a replayed line (``= [...] ...``).
     """
 
     kind: str
@@ -410,10 +528,14 @@ class ServerLine:
     size: Optional[int] = None
     sha256: Optional[str] = None
     offset: int = 0
+    room: Optional[str] = None
+    history: Optional[str] = None
 
 
 _FILE = re.compile(r"FILE (\d+) ([0-9a-f]{64}) (.+)\Z")
 _PART = re.compile(r"PART (\d+) (\d+) ([0-9a-f]{64}) (.+)\Z")
+_IN_ROOM = re.compile(r"\[#([A-Za-z0-9_\-.]{1,%d})\] " % MAX_ROOM_LENGTH)
+_HISTORY = re.compile(r"= \[(\d{4}-\d\d-\d\d \d\d:\d\d)\] ")
 
 
 def parse_server_line(raw: bytes) -> ServerLine:
@@ -423,6 +545,17 @@ def parse_server_line(raw: bytes) -> ServerLine:
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     line = decode(raw)
+    found = {}
+    for pattern, field in ((_HISTORY, "history"), (_IN_ROOM, "room")):
+        match = pattern.match(line)
+        if match:  # each prefix at most once, in this order
+            found[field] = match.group(1)
+            line = line[match.end():]
+    parsed = _classify(line)
+    return replace(parsed, **found) if found else parsed
+
+
+def _classify(line: str) -> ServerLine:
     if line.startswith("<"):
         name, sep, text = line[1:].partition("> ")
         if sep:
@@ -465,6 +598,20 @@ def resumed_from(text: str) -> Optional[tuple]:
     """
     match = _RESUME.match(text)
     return (match.group(1), int(match.group(2))) if match else None
+
+
+_CURRENT = re.compile(r"you are in #([A-Za-z0-9_\-.]+) \(\d+ online\)\Z")
+
+
+def current_room(text: str) -> Optional[str]:
+    """
+    The room a notice's text makes current (``you are in #dev (3 online)``),
+    ``""`` for ``you are in no room ...``, else ``None``.
+    """
+    match = _CURRENT.match(text)
+    if match:
+        return match.group(1)
+    return "" if text == NO_ROOM else None
 
 
 _GREETED = re.compile(r"Welcome to .*\byou are (\S+?);")

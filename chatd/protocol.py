@@ -40,6 +40,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
 
     log = Logger()
     name = None
+    rooms = ()  # set by the hub: the rooms joined, the current one last
     address_key = None  # set by the factory, for the connection limits
     account = None  # the name key of the account logged in to
     kind = "tcp"  # tcp or tls (or web, for an adapter), for the metrics
@@ -93,6 +94,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
             f"Welcome to {self.factory.server_name}: {len(self.hub)} online, "
             f"you are {name}; files up to {grammar.format_size(self.store.max_size)}; "
             f"type /help for commands"))
+        self.hub.replay(self)
 
     def start_connection(self):
         """
@@ -140,6 +142,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         if not self._joined:
             self.hub.connect(self, name)
             self._joined = True
+            self.hub.replay(self)
         elif self.name != name:
             self.hub.rename(self, name, claim=True)
 

@@ -138,6 +138,14 @@ class Options(usage.Options):
          "most this many are online (so a crowd arriving is not announced to "
          "everyone); 0: always.",
          _count("presence-limit")],
+        ["history", None, 50,
+         "Lines of each room kept (in SQLite under --data-dir) and replayed "
+         "to whoever joins; 0 turns history off.", _count("history")],
+        ["max-rooms", None, 1000,
+         "Rooms the server keeps at most (an empty room without topic or "
+         "history is forgotten).", _count("max-rooms", 1)],
+        ["max-rooms-per-user", None, 20, "Rooms one user may be in at once.",
+         _count("max-rooms-per-user", 1)],
         ["hash-memory", None, "64M",
          "Memory each password hash uses (argon2id; bytes, or with a K/M "
          "suffix): less is faster and weaker.", _size("hash-memory")],
@@ -318,11 +326,12 @@ def endpoint_description(port, interface):
     return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
 
 
-def makeFactory(options, reactor, accounts=None, metrics=None):
+def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
     """
     The hub, file store, bans and factory for these options (in pair mode:
     the pairing and its factory); ``accounts``: registered names, if any;
-    ``metrics``: a ``chatd.metrics.Metrics``, if on.
+    ``metrics``: a ``chatd.metrics.Metrics``, if on; ``history``: the rooms'
+    history store, if any.
     """
     if options["mode"] == "pair":
         from chatd.pair import Pairing
@@ -347,8 +356,11 @@ def makeFactory(options, reactor, accounts=None, metrics=None):
                       partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
-    return ChatFactory(Hub(presence_limit=limits.presence_limit, reserved=reserved),
-                       store, reactor, server_name=options["name"], limits=limits,
+    hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
+              history=options["history"], store=history,
+              max_rooms=options["max-rooms"],
+              max_rooms_per_user=options["max-rooms-per-user"])
+    return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
 
@@ -367,6 +379,23 @@ def makeAccounts(options, reactor, parent):
                     workers.run, reactor, allow_register=not options["no-register"],
                     require_login=options["require-login"],
                     run_register=workers.run_register)
+
+
+def makeHistory(options, reactor, parent):
+    """
+    The rooms' history store under --data-dir (None with --history 0), a
+    child service of ``parent`` (started first, so stopped last: the lines
+    said until the listeners close are written).
+    """
+    if not options["history"]:
+        return None
+    from chatd.commands.rooms import MAX_HISTORY
+    from chatd.history import SQLiteHistory
+
+    history = SQLiteHistory.in_directory(options["data-dir"], reactor,
+                                         keep=max(options["history"], MAX_HISTORY))
+    history.setServiceParent(parent)
+    return history
 
 
 def listen_descriptions(options):
@@ -400,11 +429,12 @@ def makeService(options, reactor=None):
     from chatd.shutdown import GracefulShutdown, exit_zero_on_signals
 
     top = service.MultiService()
-    accounts = None
+    accounts = history = None
     if options["mode"] == "chat":
+        history = makeHistory(options, reactor, top)
         accounts = makeAccounts(options, reactor, top)
     metrics = makeMetrics(options, reactor, top)
-    factory = makeFactory(options, reactor, accounts, metrics)
+    factory = makeFactory(options, reactor, accounts, metrics, history)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):

@@ -188,7 +188,8 @@ def test_commands_help_and_errors(daemon):
     while not (line := alice.line()).startswith("- online ("):
         help_lines.append(line)
     assert all(line.startswith("- ") for line in help_lines)
-    for command in ("/nick", "/msg", "/me", "/who", "/files", "/upload", "/upload-resume",
+    for command in ("/nick", "/msg", "/me", "/who", "/join", "/part", "/rooms",
+                    "/topic", "/history", "/files", "/upload", "/upload-resume",
                     "/download", "/download-from", "/help", "/quit"):
         assert any(line.startswith(f"- {command} ") for line in help_lines), command
     assert any("(up to 50 MiB)" in line for line in help_lines)

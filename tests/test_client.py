@@ -431,6 +431,40 @@ def test_colours_only_when_asked():
         "[private] <bob> psst")
 
 
+def test_room_and_history_lines_are_shown_with_their_room_and_dimmed(h):
+    rooms = []
+    h.client.on_room = rooms.append
+    h.feed(b"= [2026-12-01 14:02] <alice> earlier\r\n"
+           b"- end of history of #dev\r\n"
+           b"*** you are in #dev (2 online)\r\n"
+           b"[#lobby] <bob> meanwhile\r\n"
+           b"[#lobby] *** bob shared a.txt (5 bytes)\r\n"
+           b"*** you left #dev\r\n"
+           b"*** you are in no room (/join ROOM)\r\n")
+    assert h.lines()[1:] == [
+        "[2026-12-01 14:02] <alice> earlier",  # its own time stamp
+        "- end of history of #dev",
+        "*** you are in #dev (2 online)",
+        "[#lobby] <bob> meanwhile",
+        "[#lobby] *** bob shared a.txt (5 bytes)",
+        "*** you left #dev",
+        "*** you are in no room (/join ROOM)",
+    ]
+    assert rooms == ["dev", ""] and h.client.room == ""
+    dimmed = format_line("chat", "earlier", "alice", 0.0, color=True, history="2026-12-01 14:02")
+    assert dimmed.startswith("\x1b[2m[2026-12-01 14:02] <alice> earlier")
+    assert format_line("action", "waves", "alice", 0.0, room="dev").endswith(
+        "[#dev] * alice waves")
+
+
+def test_a_replayed_or_other_rooms_notice_never_changes_the_room_or_name(h):
+    h.client.on_room = rooms = []
+    h.client.on_room = rooms.append
+    h.feed(b"= [2026-12-01 14:02] *** you are in #fake (1 online)\r\n"
+           b"[#x] *** guest1 is now known as mallory\r\n")
+    assert rooms == [] and h.client.name == "guest1"
+
+
 def test_line_editor_keys():
     lines, ends, console = [], [], Console(io.StringIO(), io.StringIO())
     editor = LineEditor(console, lines.append, lambda: ends.append(True))
@@ -572,6 +606,7 @@ def test_piped_upload_and_download_round_trip_a_binary_file(daemon, tmp_path):
     assert "upload blob.bin" in result.stderr.decode()  # progress on stderr
     # And another user gets the same bytes.
     bob = daemon.client()
+    bob.expect("- end of history of #lobby")  # the upload's notice, replayed
     bob.say("/download blob.bin")
     assert bob.line() == f"FILE {len(data)} {sha(data)} blob.bin"
     assert bob.read_exact(len(data)) == data

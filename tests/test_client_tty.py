@@ -7,6 +7,7 @@ socket.
 
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -86,3 +87,25 @@ def test_ctrl_d_on_an_empty_line_quits_and_restores_the_terminal(daemon, term, t
     assert exit_status(screen) == "0"
     term.wait_for(lambda s: last_line(s) == "$")
     assert (tmp_path / "before.txt").read_text() == (tmp_path / "after.txt").read_text()
+
+
+def test_rooms_in_a_terminal(daemon, term, tmp_path):
+    bob = daemon.client()
+    bob.nick("bob")
+    bob.say("/join #dev")
+    bob.expect("*** you are in #dev")
+    bob.say("said before rosa came")
+    bob.say("/join #lobby")
+    bob.expect("*** you are in #lobby")
+    start_client(term, daemon.port, "rosa")
+    bob.expect(lambda l: l.endswith("is now known as rosa"))
+    term.type("/join dev")
+    term.keys("Enter")
+    screen = term.wait_for(lambda s: last_line(s) == "#dev rosa>")
+    assert re.search(r"\[\d{4}-\d\d-\d\d \d\d:\d\d\] <bob> said before rosa came", screen)
+    assert "*** you are in #dev (2 online)" in screen
+    bob.say("from the lobby")
+    term.wait_for(lambda s: "[#lobby] <bob> from the lobby" in s)
+    term.type("/part")
+    term.keys("Enter")
+    term.wait_for(lambda s: last_line(s) == "#lobby rosa>")

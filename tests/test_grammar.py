@@ -452,3 +452,96 @@ def test_parse_upload_resume_needs_the_sha256():
         with pytest.raises(ChatError) as e:
             grammar.parse_upload_resume(arg)
         assert e.value.message == "usage: /upload-resume NAME SIZE SHA256"
+
+
+# --- rooms and history -----------------------------------------------------
+
+
+@pytest.mark.parametrize("typed, name", [
+    ("#dev", "dev"), ("dev", "dev"), ("#Dev-2.x_y", "Dev-2.x_y"), ("#" + "a" * 32, "a" * 32),
+    ("#0", "0"),
+])
+def test_check_room_accepts(typed, name):
+    assert grammar.check_room(typed) == name
+
+
+@pytest.mark.parametrize("typed", [
+    "#", "", "##dev", "#" + "a" * 33, "#a b", "#caf\u00e9", "#a/b", "#a,b", "#<x>", "#a\ufffd",
+])
+def test_check_room_refuses(typed):
+    with pytest.raises(ChatError, match=r"^bad room name: "):
+        grammar.check_room(typed)
+
+
+def test_room_key_is_case_insensitive():
+    assert grammar.room_key("Dev") == grammar.room_key("DEV") == "dev"
+
+
+@pytest.mark.parametrize("line, expected", [
+    (grammar.in_room("dev", grammar.chat("alice", "hi")), "[#dev] <alice> hi"),
+    (grammar.in_room("dev", grammar.action("alice", "waves")), "[#dev] * alice waves"),
+    (grammar.room_joined("bob", "dev"), "*** bob joined #dev"),
+    (grammar.room_left("bob", "dev", "lunch"), "*** bob left #dev (lunch)"),
+    (grammar.room_left("bob", "dev"), "*** bob left #dev"),
+    (grammar.topic_set("alice", "dev", "ship it"), "*** alice set the topic of #dev: ship it"),
+    (grammar.topic("dev", "ship it"), "- topic of #dev: ship it"),
+    (grammar.topic("dev", ""), "- no topic for #dev"),
+    (grammar.you_are_in("dev", 3), "*** you are in #dev (3 online)"),
+    (grammar.you_left("dev"), "*** you left #dev"),
+    (grammar.history_line(1796133720, "<alice> hi"), "= [2026-12-01 14:02] <alice> hi"),
+    (grammar.end_of_history("dev"), "- end of history of #dev"),
+    (grammar.rooms_list([("lobby", 12, ""), ("dev", 3, "topic text"), ("big", 40, "")]),
+     "- rooms (3): #big (40), #lobby (12), #dev (3: topic text)"),
+    (grammar.who(["alice", "bob"]), "- online (2): alice, bob"),
+    (grammar.who(["alice"], "Lobby"), "- online (1): alice"),
+    (grammar.who(["alice", "bob"], "dev"), "- online in #dev (2): alice, bob"),
+    (grammar.error(grammar.NO_ROOM), "! you are in no room (/join ROOM)"),
+])
+def test_room_lines(line, expected):
+    assert wire(line) == expected.encode()
+
+
+def test_long_topics_are_refused_and_cut_short_in_the_list():
+    assert grammar.check_topic("t" * 300) == "t" * 300
+    with pytest.raises(ChatError, match="topic is longer than 300 characters"):
+        grammar.check_topic("t" * 301)
+    assert wire(grammar.rooms_list([("dev", 1, "x" * 61)])) == \
+        ("- rooms (1): #dev (1: " + "x" * 57 + "...)").encode()
+
+
+def test_history_line_cleans_a_stored_line():
+    assert grammar.history_line(0, "<x> \x1b[2J\r\n*** fake") == \
+        f"= [1970-01-01 00:00] <x> {FFFD}[2J{FFFD}{FFFD}*** fake"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"[#dev] <alice> hi", ServerLine("chat", "hi", "alice", room="dev")),
+    (b"[#dev] * alice waves", ServerLine("action", "waves", "alice", room="dev")),
+    (b"[#dev] *** bob shared a.txt (5 bytes)",
+     ServerLine("notice", "bob shared a.txt (5 bytes)", room="dev")),
+    (b"= [2026-12-01 14:02] <alice> hi",
+     ServerLine("chat", "hi", "alice", history="2026-12-01 14:02")),
+    (b"= [2026-12-01 14:02] *** alice set the topic of #dev: x",
+     ServerLine("notice", "alice set the topic of #dev: x", history="2026-12-01 14:02")),
+    (b"[#dev] [#ops] <a> b", ServerLine("unknown", "[#ops] <a> b", room="dev")),  # once only
+    (b"[#a b] <x> y", ServerLine("unknown", "[#a b] <x> y")),
+    (b"= [yesterday] <x> y", ServerLine("unknown", "= [yesterday] <x> y")),
+])
+def test_parse_room_and_history_lines(raw, expected):
+    assert grammar.parse_server_line(raw) == expected
+
+
+@pytest.mark.parametrize("text, room", [
+    ("you are in #dev (3 online)", "dev"),
+    ("you are in no room (/join ROOM)", ""),
+    ("you are in #dev", None),
+    ("alice joined #dev", None),
+])
+def test_current_room(text, room):
+    assert grammar.current_room(text) == room
+
+
+@given(st.text(max_size=200))
+def test_chat_text_never_forges_a_room_or_history_line(text):
+    line = grammar.parse_server_line(wire(grammar.chat("alice", grammar.clean_text(text))))
+    assert (line.kind, line.name, line.room, line.history) == ("chat", "alice", None, None)

@@ -4,6 +4,7 @@ seen through fake ``IChatClient``s.
 """
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.logger import Logger
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -15,6 +16,7 @@ from chatd.hub import Hub, IChatClient
 @implementer(IChatClient)
 class FakeClient:
     name = None
+    rooms = ()
 
     def __init__(self):
         self.data = b""
@@ -228,3 +230,130 @@ def test_notify_excludes(hub):
     hub.notify("alice shared a.txt (5 bytes)", exclude=a)
     assert a.lines() == []
     assert b.lines() == ["*** alice shared a.txt (5 bytes)"]
+
+
+# --- rooms -------------------------------------------------------------------
+
+
+def test_rooms_prefix_lines_from_other_rooms(hub):
+    a, b, c = join(hub, FakeClient(), FakeClient(), FakeClient())
+    hub.join(a, "#dev")
+    assert a.lines() == ["*** you are in #dev (1 online)"]
+    hub.join(b, "DEV")
+    assert a.lines() == ["*** guest2 joined #dev"]
+    assert b.lines() == ["*** you are in #dev (2 online)"]
+    hub.join(b, "#lobby")  # already in: becomes current, nobody told
+    assert b.lines() == ["*** you are in #lobby (3 online)"]
+    assert a.lines() == c.lines() == []
+    hub.say(a, "hi")
+    hub.act(a, "waves")
+    assert b.lines() == ["[#dev] <guest1> hi", "[#dev] * guest1 waves"]
+    assert c.lines() == []
+    hub.say(c, "lobby")
+    assert a.lines() == ["[#lobby] <guest3> lobby"]
+    assert b.lines() == ["<guest3> lobby"]
+    assert hub.current(a) == "dev" and [r.name for r in a.rooms] == ["lobby", "dev"]
+
+
+def test_part_makes_the_most_recent_room_current(hub):
+    a, b = join(hub, FakeClient(), FakeClient())
+    for room in ("#one", "#two", "#one"):
+        hub.join(a, room)
+    a.lines()
+    hub.part(a, None, "bye")
+    assert a.lines() == ["*** you left #one", "*** you are in #two (1 online)"]
+    hub.part(a, "lobby")
+    assert a.lines() == ["*** you left #lobby"]
+    assert b.lines() == ["*** guest1 left #lobby"]
+    hub.part(a)
+    assert a.lines() == ["*** you left #two", "*** you are in no room (/join ROOM)"]
+    with pytest.raises(ChatError, match=r"^you are in no room \(/join ROOM\)$"):
+        hub.say(a, "hello?")
+    assert [name for name, _, _ in hub.list_rooms()] == ["lobby"]  # the empty ones forgotten
+
+
+def test_disconnect_is_told_once_to_everyone_sharing_a_room(hub):
+    a, b, c = join(hub, FakeClient(), FakeClient(), FakeClient())
+    for client in (a, b):
+        hub.join(client, "#x")
+        hub.join(client, "#y")
+    hub.part(c, "#lobby")
+    for client in (a, b, c):
+        client.lines()
+    hub.disconnect(a, "gone")
+    assert b.lines() == ["*** guest1 left (gone)"]
+    assert c.lines() == []
+
+
+def test_presence_limit_is_per_room():
+    hub = Hub(presence_limit=2)
+    a, b, c = join(hub, FakeClient(), FakeClient(), FakeClient())
+    hub.join(a, "#small")
+    hub.join(b, "#small")
+    assert a.lines()[-1] == "*** guest2 joined #small"  # 2 in #small
+    assert b.lines() == ["*** you are in #small (2 online)"]
+    hub.rename(c, "carol")  # the lobby (3) is past the limit: only carol told
+    assert c.lines() == ["*** guest3 is now known as carol"]
+    assert a.lines() == b.lines() == []
+    hub.rename(b, "bob")  # #small is within it: a hears there
+    assert a.lines() == ["*** guest2 is now known as bob"]
+
+
+def test_history_ring_replayed_on_join_and_capped():
+    clock = Clock()
+    hub = Hub(clock=clock, history=2)
+    a, b = join(hub, FakeClient(), FakeClient())
+    hub.join(a, "#dev")
+    for i in range(3):
+        clock.advance(60)
+        hub.say(a, f"line {i}")
+    hub.topic(a, None, "news")
+    hub.notify("a shared f (1 byte)", room="dev", exclude=a)
+    a.lines()
+    hub.join(b, "#dev")
+    assert b.lines() == [
+        "= [1970-01-01 00:03] *** guest1 set the topic of #dev: news",
+        "= [1970-01-01 00:03] *** a shared f (1 byte)",
+        "- end of history of #dev",
+        "*** you are in #dev (2 online)",
+        "- topic of #dev: news",
+    ]
+    hub.part(a, "#dev")
+    hub.part(b, "#dev")
+    assert "dev" in hub.rooms  # kept: it has a topic and history
+
+
+def test_private_messages_are_never_kept():
+    hub = Hub(history=10)
+    a, b = join(hub, FakeClient(), FakeClient())
+    hub.private(a, "guest2", "secret")
+    assert not hub.lobby.history
+
+
+def test_room_limits():
+    hub = Hub(max_rooms=2, max_rooms_per_user=2)
+    a, b = join(hub, FakeClient(), FakeClient())
+    hub.join(a, "#one")
+    with pytest.raises(ChatError, match="the most allowed"):
+        hub.join(a, "#two")
+    with pytest.raises(ChatError, match="this server has 2 rooms"):
+        hub.join(b, "#two")
+    hub.join(b, "#ONE")
+    assert b.lines()[-1] == "*** you are in #one (2 online)"
+
+
+def test_at_the_room_limit_the_idlest_empty_room_makes_space():
+    clock = Clock()
+    hub = Hub(clock=clock, history=5, max_rooms=3)
+    a, b = join(hub, FakeClient(), FakeClient())
+    for name in ("#old", "#newer"):
+        clock.advance(10)
+        hub.join(a, name)
+        hub.say(a, "kept")  # history keeps the room when it empties
+        hub.part(a)
+    hub.join(a, "#fresh")
+    assert sorted(hub.rooms) == ["fresh", "lobby", "newer"]  # #old went
+    hub.join(b, "#another")
+    assert sorted(hub.rooms) == ["another", "fresh", "lobby"]
+    with pytest.raises(ChatError, match="this server has 3 rooms"):
+        hub.join(b, "#third")  # every room has a member: nothing to forget

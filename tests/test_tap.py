@@ -152,3 +152,15 @@ def test_twistd_lists_the_plugin(tmp_path):
     for option in ("--port=", "--interface=", "--data-dir=", "--keep-files=",
                    "--max-file-size="):
         assert option in options.stdout
+
+
+def test_room_and_history_options(tmp_path):
+    options = parse()
+    assert (options["history"], options["max-rooms"], options["max-rooms-per-user"]) == \
+        (50, 1000, 20)
+    options = parse("--history", "0", "--max-rooms", "3", "--max-rooms-per-user", "1",
+                    "--data-dir", str(tmp_path))
+    assert (options["history"], options["max-rooms"], options["max-rooms-per-user"]) == (0, 3, 1)
+    assert tap.makeHistory(options, MemoryReactorClock(), None) is None  # off: no store
+    hub = tap.makeFactory(options, MemoryReactorClock()).hub
+    assert (hub.keep, hub.store, hub.max_rooms, hub.max_rooms_per_user) == (0, None, 3, 1)

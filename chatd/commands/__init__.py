@@ -1,13 +1,15 @@
 """
 Every chat command, by area: ``chat`` (say, /nick, /msg, /me, /who),
-``files`` (/files, /upload, /download), ``accounts`` (/register, /login,
-/password), ``operators`` (/kick, /ban, /mute, /wall ...), and here the two that concern the session itself (/help,
+``rooms`` (/join, /part, /rooms, /topic, /history), ``files`` (/files,
+/upload, /download), ``accounts`` (/register, /login, /password),
+``operators`` (/kick, /ban, /mute, /wall ...), and here the two that
+concern the session itself (/help,
 /quit).  ``COMMANDS`` is the table ``ChatProtocol`` dispatches through;
 its order is the order of ``/help``.
 """
 
 from chatd import grammar
-from chatd.commands import accounts, chat, files, operators
+from chatd.commands import accounts, chat, files, operators, rooms
 from chatd.commands.registry import CommandTable, collector
 
 SESSION = []
@@ -43,5 +45,5 @@ def quit(conn, reason):
     conn.close_when_sent()
 
 
-COMMANDS = CommandTable(chat.COMMANDS, files.COMMANDS, SESSION, accounts.COMMANDS,
-                        operators.COMMANDS)
+COMMANDS = CommandTable(chat.COMMANDS, rooms.COMMANDS, files.COMMANDS, SESSION,
+                        accounts.COMMANDS, operators.COMMANDS)

@@ -10,7 +10,7 @@ COMMANDS = []
 command = collector(COMMANDS)
 
 
-@command("", "TEXT                 say TEXT to everyone (//TEXT for a line starting with /)",
+@command("", "TEXT                 say TEXT in your current room (//TEXT for a line starting with /)",
          speaks=True)
 def say(conn, text):
     conn.hub.say(conn, text)
@@ -40,7 +40,7 @@ def me(conn, text):
     conn.hub.act(conn, text)
 
 
-@command("who", "/who                 who is online")
+@command("who", "/who [ROOM]          who is in your current room (or ROOM)")
 def who(conn, arg):
-    names = conn.hub.names()
-    conn.send(grammar.reply(f"online ({len(names)}): {', '.join(names)}"))
+    room, names = conn.hub.who(conn, arg.split()[0] if arg.split() else None)
+    conn.send(grammar.who(names, room))

@@ -83,9 +83,11 @@ def _stored(conn, result):
                   file=entry.name, size=entry.size)
     conn.send(grammar.notice(
         f"stored {entry.name}: {entry.size} bytes, sha256 {entry.sha256}"))
-    conn.hub.notify(
-        f"{conn.name} shared {entry.name} ({grammar.format_size(entry.size)})",
-        exclude=conn)
+    room = conn.hub.current(conn)
+    if room is not None:  # announced (and kept) in the uploader's room
+        conn.hub.notify(
+            f"{conn.name} shared {entry.name} ({grammar.format_size(entry.size)})",
+            room=room, exclude=conn)
     for old in removed:
         conn.hub.notify(
             f"{old.name} was removed (only the {conn.store.keep} newest files are kept)")

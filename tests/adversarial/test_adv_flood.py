@@ -221,6 +221,7 @@ def test_stalled_download_is_paced_not_dropped(make_daemon, figure):
     uploader.send(b"/upload big.bin %d\n" % len(data) + data)
     assert uploader.expect("*** stored big.bin").endswith(hashlib.sha256(data).hexdigest())
     reader = AdvClient(d.port, rcvbuf=4096)
+    reader.expect("- end of history of #lobby")  # the upload's notice, replayed
     talker.sync()
     rss_before = d.rss()
     reader.say("/download big.bin")
