@@ -180,6 +180,17 @@ class Client:
     def line(self, timeout=None):
         return self.raw_line(timeout).decode("utf-8")
 
+    def answer(self, timeout=None, raw=False):
+        """
+        The next line that is not part of a room's replayed history (``= [...]
+        ...`` and ``- end of history of #ROOM``, sent after the greeting once
+        anything was said): for tests about something else.
+        """
+        while True:
+            line = self.raw_line(timeout)
+            if not line.startswith((b"= [", b"- end of history of ")):
+                return line if raw else line.decode("utf-8")
+
     def expect(self, predicate, timeout=None):
         """
         Read lines until one satisfies ``predicate`` (a str prefix or a

@@ -94,7 +94,7 @@ def download(client, name):
     ``/download NAME``: the parsed header line and exactly its bytes.
     """
     client.say(f"/download {name}")
-    header = grammar.parse_server_line(client.raw_line())
+    header = grammar.parse_server_line(client.answer(raw=True))
     assert header.kind == "file", header
     return header, client.read_exact(header.size)
 

@@ -803,7 +803,7 @@ def test_reconnect_resumes_an_upload_over_a_cut_connection(daemon, tmp_path, scr
         proxy.close()
     bob = daemon.client()
     bob.say("/download slides.pdf")
-    assert bob.line() == grammar.file_header(len(data), sha(data), "slides.pdf")
+    assert bob.answer() == grammar.file_header(len(data), sha(data), "slides.pdf")
     assert bob.read_exact(len(data), timeout=20) == data
 
 

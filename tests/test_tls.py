@@ -227,7 +227,7 @@ def test_downloads_over_tls_take_the_chunked_path_from_any_offset(make_daemon, c
     assert plain.expect("*** stored t.bin")
     secure = TLSClient(port, certificate[0])
     secure.say("/download t.bin")
-    assert secure.line() == f"FILE {len(data)} {digest} t.bin"
+    assert secure.answer() == f"FILE {len(data)} {digest} t.bin"
     assert secure.read_exact(len(data), timeout=20) == data
     secure.say("/download-from 1000001 t.bin")
     assert secure.line() == f"PART 1000001 {len(data)} {digest} t.bin"

@@ -31,13 +31,13 @@ def test_300_queued_downloads_hold_no_descriptors(make_daemon, figure):
     assert latency < FAST
     late = AdvClient(d.port)
     late.say("/download big.bin")
-    assert late.line() == f"FILE {len(data)} {hashlib.sha256(data).hexdigest()} big.bin"
+    assert late.answer() == f"FILE {len(data)} {hashlib.sha256(data).hexdigest()} big.bin"
     assert late.read_exact(len(data), timeout=20) == data
 
     # The hog was told, once per refused request, and its first downloads
     # are intact when it finally reads.
     hog.sock.settimeout(20)
-    header = hog.line(timeout=20)
+    header = hog.answer(timeout=20)
     assert header.startswith("FILE "), header
     assert hog.read_exact(len(data), timeout=20) == data
     hog.close()

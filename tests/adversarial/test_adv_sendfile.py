@@ -80,7 +80,7 @@ def test_a_slow_reader_is_paced_with_bounded_memory(counted, figure):
     slow = AdvClient(d.port, rcvbuf=16384)
     rss_before = d.rss()
     slow.say("/download big.bin")
-    header = slow.line()
+    header = slow.answer()
     assert header.startswith("FILE ")
     got, latencies, peak = bytearray(), [], 0
     started = time.monotonic()
@@ -114,7 +114,7 @@ def test_a_reader_that_vanishes_mid_file(counted, figure):
     for how in ("close", "reset"):
         v = AdvClient(d.port, rcvbuf=65536)
         v.say("/download big.bin")
-        assert v.line().startswith("FILE ")
+        assert v.answer().startswith("FILE ")
         v.read_exact(3 * MiB, timeout=20)
         if how == "reset":
             v.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
