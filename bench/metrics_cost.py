@@ -19,7 +19,7 @@ from twisted.internet.testing import StringTransport
 from chatd.hub import Hub
 from chatd.limits import Limits
 from chatd.metrics import NO_METRICS, Metrics
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.store import FileStore
 
 

@@ -16,7 +16,8 @@ from zope.interface import implementer
 
 from chatd import grammar
 from chatd.pair import IPairClient
-from chatd.protocol import ChatFactory, ChatProtocol, _peer_address
+from chatd.factory import ChatFactory
+from chatd.protocol import ChatProtocol, _peer_address
 
 # Once the earlier bytes have left, wait this long before each last write,
 # so the client's read of them has returned before it comes.

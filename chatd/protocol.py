@@ -16,19 +16,14 @@ from twisted.protocols.policies import TimeoutMixin
 from zope.interface import implementer
 
 from chatd import grammar
-from chatd.admission import Refusal
 from chatd.commands import COMMANDS, files, operators
 from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
-from chatd.limits import ConnectionCounter, Limits, TokenBucket, address_key
-from chatd.metrics import NO_METRICS
-from chatd.moderation import Bans, MemoryBanStore, Mutes
-from chatd.shutdown import LiveConnections
-from chatd.transfer import TransferReceiver, WriteCoalescer
+from chatd.limits import TokenBucket
+from chatd.transfer import TransferReceiver
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
-
 
 
 @implementer(IChatClient, IHalfCloseableProtocol)
@@ -437,64 +432,3 @@ def tune_socket(transport):
                 handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
             except OSError:
                 pass
-
-
-class ChatFactory(protocol.Factory):
-    """
-    Makes ``ChatProtocol``s sharing one hub and file store, within the
-    connection limits.
-    """
-
-    protocol = ChatProtocol
-    log = Logger()
-
-    def __init__(self, hub, store, clock, server_name=None, limits=None,
-                 accounts=None, coalesce_writes=False, bans=None, metrics=None):
-        self.accounts = accounts
-        self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
-        self.mutes = Mutes(clock)
-        self.live = LiveConnections()
-        self.closing = False  # shutting down: refuse new connections
-        self.metrics = metrics if metrics is not None else NO_METRICS
-        # One transport write per connection per reactor pass (the daemon);
-        # off, every line is written at once (unit tests read it at once).
-        self.coalescer = WriteCoalescer(clock) if coalesce_writes else None
-        self.hub = hub
-        self.store = store
-        self.clock = clock
-        self.server_name = grammar.clean_text(server_name or f"chatd on {socket.gethostname()}")
-        self.limits = limits or Limits()
-        self.connections = ConnectionCounter(self.limits.max_conns_per_ip,
-                                             self.limits.max_conns)
-        self.metrics.watch(self)
-
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", "") or ""
-        key = address_key(host)
-        refusal = self.connections.refusal(key)
-        reason = "limit"
-        if refusal is None:
-            refusal, reason = self.admission_refusal(host), "banned"
-        if refusal is not None:
-            self.log.info("refused {peer}: {why}", peer=key, why=refusal)
-            self.metrics.refused("shutdown" if self.closing else reason)
-            return Refusal(refusal)
-        p = protocol.Factory.buildProtocol(self, addr)
-        p.address_key = key
-        self.connections.opened(key)
-        self.live.add(p)
-        self.metrics.accepted()
-        return p
-
-    def admission_refusal(self, host):
-        """
-        Why a connection from ``host`` may not come in, besides the
-        connection limits (shutting down, a ban), or ``None``.
-        """
-        return "server shutting down" if self.closing else self.bans.refusal(host)
-
-    def connection_closed(self, p):
-        if p.address_key is not None:
-            self.connections.closed(p.address_key)
-            p.address_key = None
-        self.live.closed(p)

@@ -343,7 +343,7 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
 
     from chatd.hub import Hub
     from chatd.moderation import Bans, SQLiteBanStore
-    from chatd.protocol import ChatFactory
+    from chatd.factory import ChatFactory
     from chatd.store import FileStore
 
     def blocking(f, *args):

@@ -17,7 +17,7 @@ from twisted.python.failure import Failure
 from chatd import grammar, transfer
 from chatd.hub import Hub
 from chatd.limits import Limits
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.store import FileStore
 
 FFFD = "\ufffd"
@@ -726,7 +726,7 @@ def test_server_name_is_cleaned_of_control_bytes(tmp_path):
     from twisted.internet.testing import StringTransport
 
     from chatd.hub import Hub
-    from chatd.protocol import ChatFactory
+    from chatd.factory import ChatFactory
     from chatd.store import FileStore
 
     factory = ChatFactory(Hub(), FileStore(tmp_path), Clock(), server_name="evil\x1b[2Jname")

@@ -173,7 +173,7 @@ def test_an_over_limit_connection_is_closed_at_accept_time_without_a_line():
     from chatd.admission import Refusal
     from chatd.hub import Hub
     from chatd.limits import Limits
-    from chatd.protocol import ChatFactory
+    from chatd.factory import ChatFactory
     from chatd.tls import HandshakeFirst, HandshakeFirstFactory
 
     clock = task.Clock()

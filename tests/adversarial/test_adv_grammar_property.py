@@ -21,7 +21,7 @@ from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.hub import Hub
 from chatd.limits import Limits
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.store import FileStore
 
 import spec

@@ -10,7 +10,7 @@ from twisted.logger import globalLogPublisher
 
 from chatd.hub import Hub
 from chatd.limits import Limits
-from chatd.protocol import ChatFactory
+from chatd.factory import ChatFactory
 from chatd.store import FileStore
 
 
