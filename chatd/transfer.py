@@ -20,6 +20,7 @@ from twisted.protocols.basic import FileSender, LineReceiver
 from zope.interface import implementer
 
 from chatd import grammar
+from chatd.sendnow import send_now
 
 HELD_LINES = 1000  # lines held while a file is being sent...
 HELD_BYTES = 256 * 1024  # ...and their bytes, unless a send queue limit is set
@@ -207,12 +208,17 @@ class TransferReceiver(LineReceiver):
     def flush_pending(self):
         """
         Write what this pass delivered (the coalescer calls this at the end
-        of the pass; anything else writing to the transport calls it first).
+        of the pass; anything else writing to the transport calls it first),
+        straight to the socket when nothing is ahead of it (``send_now``).
         """
         pending = self._pending_out
         if pending:
             self._pending_out = None
-            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            if self._sending_file:  # a raw section is going out: behind it
+                self.transport.write(data)
+            else:
+                send_now(self.transport, data, self._flow)
 
     def _flush_queue(self):
         self.flush_pending()
