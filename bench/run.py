@@ -31,7 +31,7 @@ from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
 SCENARIOS = ["latency", "throughput", "big", "idle", "loggedin", "storm", "files", "profile"]
-CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "ngircd"]
+CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "dfloor", "ngircd"]
 
 FULL = dict(latency_clients=100, latency_rate=500, throughput_clients=100, window=200,
             big_clients="2000,5000", big_rate=100, idle_clients=10000, loggedin_clients=5000,
@@ -61,7 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help=f"comma-separated scenarios of {','.join(SCENARIOS)}")
     p.add_argument("--servers", default=",".join(CHAT_SERVERS),
-                   help="comma-separated of chatd,chatd-pypy,floor,floor-pypy,ngircd")
+                   help="comma-separated of chatd,chatd-pypy,floor,dfloor,floor-pypy,ngircd")
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get/pip install ngircd or PyPy when missing")
     p.add_argument("--presence-limit", type=int, default=None,
@@ -254,6 +254,8 @@ class Context:
                                  extra=self.chatd_extra), "chat"
         if kind == "floor":
             return servers.twisted_floor(w), "chat"
+        if kind == "dfloor":
+            return servers.direct_floor(w), "chat"
         if kind == "floor-b50":
             return servers.twisted_floor(w, name="floor-b50", backlog=50), "chat"
         if kind == "floor-pypy" and self.pypy:
