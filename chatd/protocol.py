@@ -117,6 +117,10 @@ class ChatProtocol(TransferReceiver):
         return self.factory.limits
 
     @property
+    def kernel_sendq(self):
+        return self.factory.limits.kernel_sendq
+
+    @property
     def accounts(self):
         return getattr(self.factory, "accounts", None)
 

@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from chatd import grammar
 from chatd.sendnow import send_now
+from chatd.sockopts import UNLIMITED, limit_unsent
 
 HELD_LINES = 1000  # lines held while a file is being sent...
 HELD_BYTES = 256 * 1024  # ...and their bytes, unless a send queue limit is set
@@ -65,6 +66,7 @@ class TransferReceiver(LineReceiver):
     _queue = None  # lines waiting while the transport is congested
     _queued = 0
     sendq_limit = 0  # 0: unbounded
+    kernel_sendq = UNLIMITED  # unsent bytes the kernel may hold, outside files
     _direct = False  # deliver may write straight to the transport (the hot path)
     _coalescer = None  # a WriteCoalescer: write once per reactor pass
     _pending_out = None  # lines waiting for the coalescer's end of pass
@@ -133,6 +135,8 @@ class TransferReceiver(LineReceiver):
         """
         self.sendq_limit = sendq_limit
         self._coalescer = coalescer
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, self.kernel_sendq)
         self._flow = _OutputFlow(self)
         self.transport.registerProducer(self._flow, True)
         self._check_direct()
@@ -282,6 +286,8 @@ class TransferReceiver(LineReceiver):
         self._sending_file = True
         self._direct = False
         _widen(self.transport, "SEND_LIMIT", FILE_SEND_LIMIT)
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, UNLIMITED)
         d = _ChunkedFileSender().beginFileTransfer(source, self.transport, transform)
         d.addBoth(self._file_sent, source, done)
 
@@ -289,6 +295,8 @@ class TransferReceiver(LineReceiver):
         source.close()
         self._sending_file = False
         _narrow(self.transport, "SEND_LIMIT")
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, self.kernel_sendq)
         if self._flow is not None and self.transport.connected:
             self._congested = False
             self.transport.registerProducer(self._flow, True)
