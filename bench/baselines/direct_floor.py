@@ -1,18 +1,15 @@
 """
 The real floor for big rooms: what a Twisted broadcast server can do at
-best.  Like ``twisted_floor.py`` (``/nick NAME``; any other line goes to
-everyone else as ``<name> text``), but each recipient's lines of a reactor
-pass are joined and sent with ``socket.send()`` at the end of the pass when
-its transport holds no bytes; only the unsent rest goes to
+best.  ``twisted_floor.py``'s server, but each recipient's lines of a
+reactor pass are joined and sent with ``socket.send()`` at the end of the
+pass when its transport holds no bytes; only the unsent rest goes to
 ``transport.write()`` (no epoll registration per recipient per pass, which
 is what ``transport.write()`` to an idle socket costs).
 Usage: ``python direct_floor.py PORT [BACKLOG]``.
 """
 
-import sys
-
-from twisted.internet import protocol, reactor
-from twisted.protocols.basic import LineReceiver
+from twisted.internet import reactor
+from twisted_floor import Floor, serve
 
 pending = {}  # recipient -> [lines] of this reactor pass
 scheduled = []
@@ -35,26 +32,12 @@ def flush():
             t.write(data)
 
 
-class Floor(LineReceiver):
-    delimiter = b"\n"
-    name = b"guest"
-
-    def connectionMade(self):
-        self.transport.setTcpNoDelay(True)
-        self.factory.clients[self] = None
-        self.transport.write(b"*** welcome\r\n")
-
+class DirectFloor(Floor):
     def connectionLost(self, reason):
-        self.factory.clients.pop(self, None)
+        Floor.connectionLost(self, reason)
         pending.pop(self, None)
 
-    def lineReceived(self, line):
-        line = line.rstrip(b"\r")
-        if line.startswith(b"/nick "):
-            old, self.name = self.name, line[6:]
-            self.transport.write(b"*** %s is now known as %s\r\n" % (old, self.name))
-            return
-        data = b"<%s> %s\r\n" % (self.name, line)
+    def broadcast(self, data):
         for client in self.factory.clients:
             if client is not self:
                 lines = pending.get(client)
@@ -66,8 +49,5 @@ class Floor(LineReceiver):
             scheduled.append(reactor.callLater(0, flush))
 
 
-factory = protocol.Factory.forProtocol(Floor)
-factory.clients = {}
-backlog = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
-reactor.listenTCP(int(sys.argv[1]), factory, backlog=backlog, interface="127.0.0.1")
-reactor.run()
+if __name__ == "__main__":
+    serve(DirectFloor)
