@@ -125,12 +125,13 @@ async def chat_scenario(server, mode, spec, result):
             # A server that dropped a few clients while they logged in (ngircd
             # does, past its send queue, in a 5000-client JOIN flood) is
             # measured with the rest, and says so; anything else stops here.
-            lost = [c for c in gen.clients if c.closed]
+            # (Dropped, or never connected: a connect timed out.)
+            lost = [c for c in gen.clients if c.closed or c.transport is None]
             if len(lost) != missing or missing > clients // 100:
                 result["error"] = "not every client logged in"
                 return
             result["error"] = f"{missing} clients dropped while logging in: measured with the rest"
-            gen.clients = [c for c in gen.clients if not c.closed]
+            gen.clients = [c for c in gen.clients if not (c.closed or c.transport is None)]
             clients = len(gen.clients)
         result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
         result["rss_idle_mib"] = mib(rss(pid))
