@@ -2,7 +2,9 @@
 The load generator: many connections in one asyncio process.
 
 Each connection logs in (chat: ``/nick bN``; IRC: NICK/USER/JOIN #bench),
-then counts the lines it receives (``data.count(b"\\n")``, no parsing); a
+then counts the lines it receives (``data.count(b"\\n")``, no parsing) and
+the bench messages among them (`` T``, which only a message's timestamp
+has: loss is counted per message, not per newline); a
 sampled subset also splits lines and reads the send timestamp at the end of
 every bench message (``... T<monotonic ns>``) to measure end-to-end latency.
 Senders write at a total rate, or flat out with a bounded window of messages
@@ -13,6 +15,7 @@ import asyncio
 import time
 
 NS = 1_000_000_000
+MESSAGE_MARK = b" T"  # before each message's send time; in no other line
 
 
 class Client(asyncio.Protocol):
@@ -29,6 +32,8 @@ class Client(asyncio.Protocol):
         self.probe = probe
         self.transport = None
         self.lines = 0
+        self.messages = 0  # bench messages received (their " T" counted)
+        self.last_byte = b""
         self.sent = 0
         self.buf = b""
         self.marker = None
@@ -61,6 +66,8 @@ class Client(asyncio.Protocol):
     def data_received(self, data):
         gen = self.gen
         self.lines += data.count(b"\n")
+        self.messages += (self.last_byte + data).count(MESSAGE_MARK)
+        self.last_byte = data[-1:]
         if not self.got_first:
             self.got_first = True
             if not self.first.done():
@@ -223,6 +230,7 @@ class Generator:
     def reset(self):
         for c in self.clients:
             c.lines = 0
+            c.messages = 0
             c.sent = 0
             c.buf = b""
 
@@ -279,7 +287,7 @@ class Generator:
 
     async def drain(self, expected, idle=3.0, timeout=60.0):
         """
-        Wait until ``expected`` lines arrived in total, or nothing arrived
+        Wait until ``expected`` messages arrived in total, or nothing arrived
         for ``idle`` seconds, or ``timeout``.
         """
         start = time.monotonic()
@@ -287,7 +295,7 @@ class Generator:
         since = start
         while True:
             now = time.monotonic()
-            total = sum(c.lines for c in self.clients)
+            total = sum(c.messages for c in self.clients)
             if total >= expected:
                 return total
             if total != last:

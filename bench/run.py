@@ -30,16 +30,19 @@ from bench.procstat import cpu, rss
 from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
-SCENARIOS = ["latency", "throughput", "big", "idle", "storm", "files", "profile", "history"]
-CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "ngircd"]
+SCENARIOS = ["latency", "throughput", "big", "idle", "loggedin", "storm", "files", "profile",
+             "history"]
+CHAT_SERVERS = ["chatd", "chatd-pypy", "floor", "dfloor", "ngircd"]
 
 FULL = dict(latency_clients=100, latency_rate=500, throughput_clients=100, window=200,
-            big_clients="2000,5000", big_rate=100, idle_clients=10000, storm_clients=5000,
+            big_clients="2000,5000", big_rate=100, idle_clients=10000, loggedin_clients=5000,
+            storm_clients=5000,
             file_size="512M", rounds=3, duration=10.0, senders=20, sample=50, warmup=1.0,
             profile_clients=2000, scenario_timeout=300.0, login_timeout=180.0,
             storm_timeout=60.0, history_rounds=2)
 QUICK = dict(latency_clients=50, latency_rate=200, throughput_clients=50, window=300,
-             big_clients="300,600", big_rate=50, idle_clients=1000, storm_clients=500,
+             big_clients="300,600", big_rate=50, idle_clients=1000, loggedin_clients=500,
+             storm_clients=500,
              file_size="32M", rounds=2, duration=3.0, senders=10, sample=20, warmup=0.5,
              profile_clients=300, scenario_timeout=60.0, login_timeout=30.0,
              storm_timeout=15.0, history_rounds=2)
@@ -59,7 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help=f"comma-separated scenarios of {','.join(SCENARIOS)}")
     p.add_argument("--servers", default=",".join(CHAT_SERVERS),
-                   help="comma-separated of chatd,chatd-pypy,floor,floor-pypy,ngircd")
+                   help="comma-separated of chatd,chatd-pypy,floor,dfloor,floor-pypy,ngircd")
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get/pip install ngircd or PyPy when missing")
     p.add_argument("--presence-limit", type=int, default=None,
@@ -100,12 +103,14 @@ async def chat_scenario(server, mode, spec, result):
     try:
         rss0 = rss(pid)
         result["rss_start_mib"] = mib(rss0)
-        if kind in ("idle", "storm"):
+        if kind in ("idle", "loggedin", "storm"):
             login = "greeting" if kind == "idle" else "full"
             concurrency = spec.get("concurrency")
             result["login"] = await gen.connect(clients, login=login, concurrency=concurrency,
                                                 timeout=spec["login_timeout"])
             result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
+            if kind == "loggedin":
+                await asyncio.sleep(spec["idle_s"])  # timers and buffers settle too
             rss1 = rss(pid)
             result["rss_mib"] = mib(rss1)
             result["bytes_per_conn"] = round((rss1 - rss0) / max(1, result["login"]["logged_in"]))
@@ -122,12 +127,13 @@ async def chat_scenario(server, mode, spec, result):
             # A server that dropped a few clients while they logged in (ngircd
             # does, past its send queue, in a 5000-client JOIN flood) is
             # measured with the rest, and says so; anything else stops here.
-            lost = [c for c in gen.clients if c.closed]
+            # (Dropped, or never connected: a connect timed out.)
+            lost = [c for c in gen.clients if c.closed or c.transport is None]
             if len(lost) != missing or missing > clients // 100:
                 result["error"] = "not every client logged in"
                 return
             result["error"] = f"{missing} clients dropped while logging in: measured with the rest"
-            gen.clients = [c for c in gen.clients if not c.closed]
+            gen.clients = [c for c in gen.clients if not (c.closed or c.transport is None)]
             clients = len(gen.clients)
         result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
         result["rss_idle_mib"] = mib(rss(pid))
@@ -254,6 +260,8 @@ class Context:
                                  extra=self.chatd_extra), "chat"
         if kind == "floor":
             return servers.twisted_floor(w), "chat"
+        if kind == "dfloor":
+            return servers.direct_floor(w), "chat"
         if kind == "floor-b50":
             return servers.twisted_floor(w, name="floor-b50", backlog=50), "chat"
         if kind == "floor-pypy" and self.pypy:
@@ -282,6 +290,9 @@ def chat_specs(args):
                                           rate=args.big_rate)))
     if "idle" in args.only:
         specs.append(("idle", dict(common, kind="idle", clients=args.idle_clients)))
+    if "loggedin" in args.only:
+        specs.append(("loggedin", dict(common, kind="loggedin", clients=args.loggedin_clients,
+                                       idle_s=2.0)))
     if "storm" in args.only:
         specs.append(("storm", dict(common, kind="storm", clients=args.storm_clients,
                                     concurrency=None, login_timeout=args.storm_timeout)))

@@ -171,6 +171,12 @@ def twisted_floor(workdir, python_bin=VENV_BIN, name="floor", backlog=4096):
     return Server(name, [Path(python_bin) / "python", script, port, backlog], port, workdir)
 
 
+def direct_floor(workdir, python_bin=VENV_BIN, name="dfloor", backlog=4096):
+    port = free_port()
+    script = BENCH / "baselines" / "direct_floor.py"
+    return Server(name, [Path(python_bin) / "python", script, port, backlog], port, workdir)
+
+
 def file_floor(workdir):
     port = free_port()
     data = Path(workdir) / f"data-filefloor-{port}"

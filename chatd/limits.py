@@ -29,6 +29,7 @@ class Limits:
 
     max_line: int = 4096  # bytes in one line
     sendq: int = 256 * 1024  # bytes of chat queued to one slow reader
+    kernel_sendq: int = 256 * 1024  # unsent bytes its kernel socket may hold; 0: no limit
     rate: float = 5.0  # lines/s per connection once the burst is spent; 0: off
     burst: int = 10
     max_conns_per_ip: int = 16  # 0: off; IPv6 counted per /64

@@ -119,6 +119,10 @@ class Options(usage.Options):
         ["sendq", None, "256K",
          "Chat queued to a client that stops reading before it is dropped "
          "(bytes, or with a K/M suffix).", _size("sendq")],
+        ["kernel-sendq", None, "256K",
+         "Unsent chat the kernel may hold for a client (TCP_NOTSENT_LOWAT, "
+         "lifted while a file is sent; bytes, or with a K/M suffix); 0: the "
+         "system's (autotuned, up to ~4M per stalled reader).", _size("kernel-sendq")],
         ["rate", None, 5.0,
          "Lines per second per connection once the burst is spent "
          "(faster senders are slowed, not dropped); 0 turns pacing off.", _rate],
@@ -246,7 +250,7 @@ class Options(usage.Options):
 
     def postOptions(self):
         self._check_web()
-        for option in ("max-file-size", "sendq", "hash-memory"):
+        for option in ("max-file-size", "sendq", "kernel-sendq", "hash-memory"):
             self[option] = _size(option)(self[option])
         if self["max-partial-space"] is None:
             self["max-partial-space"] = 2 * self["max-file-size"]
@@ -256,6 +260,8 @@ class Options(usage.Options):
             raise usage.UsageError("--max-upload-space must be at least --max-file-size")
         if self["sendq"] < 4096:
             raise usage.UsageError("--sendq must be at least 4K")
+        if 0 < self["kernel-sendq"] < 4096:
+            raise usage.UsageError("--kernel-sendq must be 0 or at least 4K")
         if self["hash-memory"] < 8192:
             raise usage.UsageError("--hash-memory must be at least 8K")
         tls_port = next((f"--{o}" for o in ("tls-port", "web-tls-port")
@@ -294,7 +300,8 @@ class Options(usage.Options):
         from chatd.limits import Limits
 
         return Limits(
-            max_line=self["max-line"], sendq=self["sendq"], rate=self["rate"],
+            max_line=self["max-line"], sendq=self["sendq"],
+            kernel_sendq=self["kernel-sendq"], rate=self["rate"],
             burst=self["burst"], max_conns_per_ip=self["max-conns-per-ip"],
             max_conns=self["max-conns"], upload_timeout=self["upload-timeout"],
             presence_limit=self["presence-limit"] or None,

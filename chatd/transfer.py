@@ -22,6 +22,8 @@ from zope.interface import implementer
 
 from chatd import grammar
 from chatd.sendfile import SendfileProducer, can_sendfile
+from chatd.sendnow import send_now
+from chatd.sockopts import UNLIMITED, limit_unsent
 
 HELD_LINES = 1000  # lines held while a file is being sent...
 HELD_BYTES = 256 * 1024  # ...and their bytes, unless a send queue limit is set
@@ -67,6 +69,7 @@ class TransferReceiver(LineReceiver):
     _queue = None  # lines waiting while the transport is congested
     _queued = 0
     sendq_limit = 0  # 0: unbounded
+    kernel_sendq = UNLIMITED  # unsent bytes the kernel may hold, outside files
     _direct = False  # deliver may write straight to the transport (the hot path)
     _coalescer = None  # a WriteCoalescer: write once per reactor pass
     _pending_out = None  # lines waiting for the coalescer's end of pass
@@ -138,6 +141,8 @@ class TransferReceiver(LineReceiver):
         """
         self.sendq_limit = sendq_limit
         self._coalescer = coalescer
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, self.kernel_sendq)
         self._flow = _OutputFlow(self)
         self.transport.registerProducer(self._flow, True)
         self._check_direct()
@@ -222,12 +227,17 @@ class TransferReceiver(LineReceiver):
     def flush_pending(self):
         """
         Write what this pass delivered (the coalescer calls this at the end
-        of the pass; anything else writing to the transport calls it first).
+        of the pass; anything else writing to the transport calls it first),
+        straight to the socket when nothing is ahead of it (``send_now``).
         """
         pending = self._pending_out
         if pending:
             self._pending_out = None
-            self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            if self._sending_file:  # a raw section is going out: behind it
+                self.transport.write(data)
+            else:
+                send_now(self.transport, data, self._flow)
 
     def _flush_queue(self):
         self.flush_pending()
@@ -338,6 +348,8 @@ class TransferReceiver(LineReceiver):
         # client's upload sources have no position: nothing is counted).
         position = getattr(source, "tell", None)
         start = position() if position is not None else 0
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, UNLIMITED)  # sendfile obeys the cap too
         if transform is None and can_sendfile(self.transport):
             producer = SendfileProducer(self.transport, source)
             d = producer.start()
@@ -360,6 +372,8 @@ class TransferReceiver(LineReceiver):
         source.close()
         self._sending_file = False
         _narrow(self.transport, "SEND_LIMIT")
+        if self.kernel_sendq != UNLIMITED:
+            limit_unsent(self.transport, self.kernel_sendq)
         if self._flow is not None and self.transport.connected:
             self._congested = False
             self.transport.registerProducer(self._flow, True)

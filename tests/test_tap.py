@@ -79,12 +79,21 @@ def test_max_file_size(size, expected):
     (["--max-file-size", "2M", "--max-upload-space", "1M"],
      "--max-upload-space must be at least --max-file-size"),
     (["--keep-files", "many"], "--keep-files must be a whole number"),
+    (["--kernel-sendq", "1K"], "--kernel-sendq must be 0 or at least 4K"),
+    (["--kernel-sendq", "lots"], "--kernel-sendq must be a byte count"),
     (["--no-such-option"], "no-such-option"),
 ])
 def test_bad_values_are_usage_errors(args, message):
     with pytest.raises(usage.UsageError) as e:
         parse(*args)
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], 256 * 1024), (["--kernel-sendq", "0"], 0), (["--kernel-sendq", "1M"], 2**20),
+])
+def test_kernel_sendq(args, expected):
+    assert parse(*args).limits().kernel_sendq == expected
 
 
 def test_endpoint_description():

@@ -2,8 +2,9 @@
 The framework floor: the least a Twisted LineReceiver chat can do.
 
 ``/nick NAME`` renames (answered to the sender only); any other line goes
-to everyone else as ``<name> text``, encoded once.  No parsing, no logging.
-Usage: ``python twisted_floor.py PORT``.
+to everyone else as ``<name> text``, encoded once and written to each
+recipient's transport at once (no coalescing: the naive floor).  No
+parsing, no logging.  Usage: ``python twisted_floor.py PORT [BACKLOG]``.
 """
 
 import sys
@@ -30,14 +31,24 @@ class Floor(LineReceiver):
             old, self.name = self.name, line[6:]
             self.transport.write(b"*** %s is now known as %s\r\n" % (old, self.name))
             return
-        data = b"<%s> %s\r\n" % (self.name, line)
+        self.broadcast(b"<%s> %s\r\n" % (self.name, line))
+
+    def broadcast(self, data):
         for client in self.factory.clients:
             if client is not self:
                 client.transport.write(data)
 
 
-factory = protocol.Factory.forProtocol(Floor)
-factory.clients = {}
-backlog = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
-reactor.listenTCP(int(sys.argv[1]), factory, backlog=backlog, interface="127.0.0.1")
-reactor.run()
+def serve(floor):
+    """
+    Listen with ``floor`` on the port (and backlog) given on the command line.
+    """
+    factory = protocol.Factory.forProtocol(floor)
+    factory.clients = {}
+    backlog = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
+    reactor.listenTCP(int(sys.argv[1]), factory, backlog=backlog, interface="127.0.0.1")
+    reactor.run()
+
+
+if __name__ == "__main__":
+    serve(Floor)
