@@ -14,21 +14,29 @@ chunked ``FileSender`` path.
 
 import os
 
-from twisted.internet import defer, tcp
+from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IPullProducer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.sendnow import is_plain_tcp
+
 PASS_BYTES = 8 * 2**20  # at most this much per reactor pass: others get their turn
 
 
-def can_sendfile(transport):
+def can_sendfile(transport, source):
     """
-    Whether ``transport`` is a plain TCP connection ``os.sendfile`` can feed.
+    Whether ``os.sendfile`` can feed ``transport`` (a plain TCP connection)
+    from ``source`` (a file with a descriptor).
     """
-    return (hasattr(os, "sendfile") and isinstance(transport, tcp.Connection)
-            and not getattr(transport, "TLS", False))
+    if not (hasattr(os, "sendfile") and is_plain_tcp(transport)):
+        return False
+    try:
+        source.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation
+        return False
+    return True
 
 
 @implementer(IPullProducer)

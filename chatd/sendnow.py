@@ -6,6 +6,15 @@ keeps their order (issue 13).
 from twisted.internet import tcp
 
 
+def is_plain_tcp(transport):
+    """
+    Whether ``transport`` is Twisted's own TCP connection with nothing
+    wrapped around it (TLS, a WebSocket): the only kind whose socket chatd
+    writes to itself (``send_now``, ``os.sendfile``).
+    """
+    return isinstance(transport, tcp.Connection) and not getattr(transport, "TLS", False)
+
+
 def send_now(transport, data, own_producer=None):
     """
     Write ``data`` to ``transport``, sending what the kernel takes right away
@@ -34,8 +43,8 @@ def send_now(transport, data, own_producer=None):
       connection through its one connection-lost path (the departure is
       announced once, by ``connectionLost``).
     """
-    if (isinstance(transport, tcp.Connection) and transport.connected
-            and not transport.disconnecting and not transport.TLS
+    if (is_plain_tcp(transport) and transport.connected
+            and not transport.disconnecting
             and not transport._writeDisconnecting
             and not transport._tempDataBuffer
             and transport.offset == len(transport.dataBuffer)
