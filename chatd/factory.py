@@ -18,7 +18,7 @@ from chatd.metrics import NO_METRICS
 from chatd.moderation import Bans, MemoryBanStore, Mutes
 from chatd.protocol import ChatProtocol
 from chatd.shutdown import LiveConnections
-from chatd.transfer import WriteCoalescer
+from chatd.outflow import WriteCoalescer
 
 
 class ChatFactory(protocol.Factory):

@@ -17,7 +17,8 @@ from zope.interface import implementer
 from chatd import grammar
 from chatd.pair import IPairClient
 from chatd.factory import ChatFactory
-from chatd.protocol import ChatProtocol, _peer_address
+from chatd.protocol import ChatProtocol
+from chatd.sockopts import peer_address
 
 # Once the earlier bytes have left, wait this long before each last write,
 # so the client's read of them has returned before it comes.
@@ -46,7 +47,7 @@ class PairProtocol(ChatProtocol):
 
     def connectionMade(self):
         self.start_connection()
-        self.peer = _peer_address(self.transport)
+        self.peer = peer_address(self.transport)
         self.label = self.pairing.join(self)
         self.name = f"client {self.label}" if self.label else "a refused client"
 

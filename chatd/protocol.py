@@ -8,7 +8,6 @@ Names, rooms and fan-out are the hub's job, the commands live in
 ``chatd/commands/`` by area, and the wording of every line is the grammar's.
 """
 
-import socket
 from twisted.internet import protocol
 from twisted.internet.interfaces import IHalfCloseableProtocol, ISSLTransport
 from twisted.logger import Logger
@@ -22,6 +21,7 @@ from chatd.commands.accounts import login_first
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from chatd.limits import TokenBucket
+from chatd.sockopts import peer_address, tune_socket
 from chatd.transfer import TransferReceiver
 
 FRAGMENT_DELAY = 0.5  # an unterminated fragment idle this long is a line
@@ -103,7 +103,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self.start_connection()
         if self.accounts is not None and self.accounts.require_login:
             self.log.info("connection from {peer}, not logged in yet",
-                          peer=_peer_address(self.transport))
+                          peer=peer_address(self.transport))
             self.send(grammar.notice(
                 f"Welcome to {self.factory.server_name}: {len(self.hub)} online; "
                 f"{login_first(self)}; type /help for commands"))
@@ -111,7 +111,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         name = self.hub.connect(self)
         self._joined = True
         self.log.info("{name} connected from {peer}", name=name,
-                      peer=_peer_address(self.transport))
+                      peer=peer_address(self.transport))
         self.send(grammar.notice(
             f"Welcome to {self.factory.server_name}: {len(self.hub)} online, "
             f"you are {name}; files up to {grammar.format_size(self.store.max_size)}; "
@@ -429,33 +429,3 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self.account = None
         self.leave("logged in elsewhere")
         self.close_when_sent()
-
-
-def _peer_address(transport):
-    try:
-        peer = transport.getPeer()
-        return f"{peer.host}:{peer.port}"
-    except Exception:
-        return "?"
-
-
-KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 6}
-
-
-def tune_socket(transport):
-    """
-    TCP_NODELAY (chat is latency-bound) and keepalive probes, so a peer that
-    vanished without a FIN is found within about two minutes.
-    """
-    try:
-        transport.setTcpNoDelay(True)
-        transport.setTcpKeepAlive(True)
-        handle = transport.getHandle()
-    except (AttributeError, OSError):
-        return
-    for option, value in KEEPALIVE.items():
-        if hasattr(socket, option):
-            try:
-                handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-            except OSError:
-                pass

@@ -1,5 +1,7 @@
 """
-The kernel's share of a slow reader's queue (issue 13).
+Socket options for a chat connection: no Nagle delay, keepalive probes, and
+the kernel's share of a slow reader's queue (issue 13); and its peer's
+address for the log.
 """
 
 import socket
@@ -27,3 +29,36 @@ def limit_unsent(transport, size):
             handle.setsockopt(socket.IPPROTO_TCP, option, size)
     except (AttributeError, OSError):
         pass
+
+
+def peer_address(transport):
+    """
+    ``HOST:PORT`` of the peer, for the log (``?`` where there is none).
+    """
+    try:
+        peer = transport.getPeer()
+        return f"{peer.host}:{peer.port}"
+    except Exception:
+        return "?"
+
+
+KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 6}
+
+
+def tune_socket(transport):
+    """
+    TCP_NODELAY (chat is latency-bound) and keepalive probes, so a peer that
+    vanished without a FIN is found within about two minutes.
+    """
+    try:
+        transport.setTcpNoDelay(True)
+        transport.setTcpKeepAlive(True)
+        handle = transport.getHandle()
+    except (AttributeError, OSError):
+        return
+    for option, value in KEEPALIVE.items():
+        if hasattr(socket, option):
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            except OSError:
+                pass

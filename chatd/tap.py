@@ -10,77 +10,11 @@ from twisted.python import usage
 
 from chatd import grammar
 from chatd.limits import BACKLOG
+from chatd.optionvalues import (
+    MODES, choice, count, lines_per_second, port_number, seconds, size)
 from chatd.logformat import FORMATS, use_json_logs
 
 DEFAULT_PORT = 5002
-
-
-def _port(value):
-    try:
-        port = int(value)
-    except ValueError:
-        raise usage.UsageError(f"--port must be a number from 0 to 65535, not {value!r}")
-    if not 0 <= port <= 65535:
-        raise usage.UsageError(f"--port must be from 0 to 65535, not {port}")
-    return port
-
-
-def _count(option, minimum=0):
-    def coerce(value):
-        try:
-            number = int(value)
-        except ValueError:
-            raise usage.UsageError(f"--{option} must be a whole number, not {value!r}")
-        if number < minimum:
-            raise usage.UsageError(f"--{option} must be at least {minimum}, not {number}")
-        return number
-    return coerce
-
-
-def _size(option):
-    def coerce(value):
-        if isinstance(value, int):
-            return value
-        try:
-            return grammar.parse_size(value)
-        except ValueError:
-            raise usage.UsageError(
-                f"--{option} must be a byte count like 50M, 1G or 500K, not {value!r}")
-    return coerce
-
-
-def _rate(value):
-    try:
-        rate = float(value)
-    except ValueError:
-        raise usage.UsageError(f"--rate must be a number of lines per second, not {value!r}")
-    if not 0 <= rate < float("inf"):
-        raise usage.UsageError(f"--rate must be 0 (off) or more, not {value!r}")
-    return rate
-
-
-MODES = ("chat", "pair")
-
-
-def _choice(option, values):
-    def coerce(value):
-        if value not in values:
-            raise usage.UsageError(
-                f"--{option} must be one of {', '.join(values)}, not {value!r}")
-        return value
-    return coerce
-
-
-def _seconds(option):
-    def coerce(value):
-        try:
-            seconds = float(value)
-        except ValueError:
-            raise usage.UsageError(f"--{option} must be a number of seconds, not {value!r}")
-        if not 0 < seconds < float("inf"):
-            raise usage.UsageError(f"--{option} must be more than 0, not {value!r}")
-        return seconds
-    return coerce
 
 
 class Options(usage.Options):
@@ -89,97 +23,97 @@ class Options(usage.Options):
                 "Join with `nc HOST PORT` or `telnet HOST PORT`.")
 
     optParameters = [
-        ["port", "p", DEFAULT_PORT, "TCP port to listen on.", _port],
+        ["port", "p", DEFAULT_PORT, "TCP port to listen on.", port_number],
         ["interface", "i", "",
          "Address to listen on (default: all interfaces, IPv4 and IPv6; "
          "127.0.0.1 for this machine only)."],
         ["data-dir", "d", "chatd-data", "Directory for shared files."],
         ["keep-files", None, 5, "How many of the most recent files to keep.",
-         _count("keep-files", 1)],
+         count("keep-files", 1)],
         ["max-file-size", None, "50M",
          "Largest file accepted (bytes, or with a K/M/G suffix).",
-         _size("max-file-size")],
+         size("max-file-size")],
         ["max-upload-space", None, None,
          "Bytes of uploads in progress at once, in all (default: 4 times "
          "--max-file-size); an upload over it is refused before any byte is "
-         "stored.", _size("max-upload-space")],
+         "stored.", size("max-upload-space")],
         ["resume-window", None, 600.0,
          "Seconds a cut-off upload that declared a sha256 is kept for "
-         "/upload-resume.", _seconds("resume-window")],
+         "/upload-resume.", seconds("resume-window")],
         ["max-partial-space", None, None,
          "Bytes of cut-off uploads kept for resuming, in all (default: 2 times "
-         "--max-file-size); the oldest go first.", _size("max-partial-space")],
+         "--max-file-size); the oldest go first.", size("max-partial-space")],
         ["name", None, None, "Server name shown in the greeting."],
         ["mode", None, "chat",
          "chat: group chat with files; pair: the two-client assignment "
-         "(clients X and Y, relay until Bye).", _choice("mode", MODES)],
+         "(clients X and Y, relay until Bye).", choice("mode", MODES)],
         ["max-line", None, 4096,
          "Longest line accepted, in bytes; longer ones are refused and skipped.",
-         _count("max-line", 64)],
+         count("max-line", 64)],
         ["sendq", None, "256K",
          "Chat queued to a client that stops reading before it is dropped "
-         "(bytes, or with a K/M suffix).", _size("sendq")],
+         "(bytes, or with a K/M suffix).", size("sendq")],
         ["kernel-sendq", None, "256K",
          "Unsent chat the kernel may hold for a client (TCP_NOTSENT_LOWAT, "
          "lifted while a file is sent; bytes, or with a K/M suffix); 0: the "
-         "system's (autotuned, up to ~4M per stalled reader).", _size("kernel-sendq")],
+         "system's (autotuned, up to ~4M per stalled reader).", size("kernel-sendq")],
         ["rate", None, 5.0,
          "Lines per second per connection once the burst is spent "
-         "(faster senders are slowed, not dropped); 0 turns pacing off.", _rate],
+         "(faster senders are slowed, not dropped); 0 turns pacing off.", lines_per_second],
         ["burst", None, 10, "Lines a connection may send at once before pacing.",
-         _count("burst", 1)],
+         count("burst", 1)],
         ["max-conns-per-ip", None, 16,
          "Connections from one address (IPv6: one /64); 0 turns the limit off.",
-         _count("max-conns-per-ip")],
+         count("max-conns-per-ip")],
         ["max-conns", None, 10000, "Connections in all; 0 turns the limit off.",
-         _count("max-conns")],
+         count("max-conns")],
         ["upload-timeout", None, 60.0,
          "Seconds an upload may sit idle before it is cancelled and the "
          "connection closed.",
-         _seconds("upload-timeout")],
+         seconds("upload-timeout")],
         ["presence-limit", None, 200,
          "Announce joins, departures and renames to everyone only while at "
          "most this many are online (so a crowd arriving is not announced to "
          "everyone); 0: always.",
-         _count("presence-limit")],
+         count("presence-limit")],
         ["history", None, 50,
          "Lines of each room kept (in SQLite under --data-dir) and replayed "
-         "to whoever joins; 0 turns history off.", _count("history")],
+         "to whoever joins; 0 turns history off.", count("history")],
         ["max-rooms", None, 1000,
          "Rooms the server keeps at most (an empty room without topic or "
-         "history is forgotten).", _count("max-rooms", 1)],
+         "history is forgotten).", count("max-rooms", 1)],
         ["max-rooms-per-user", None, 20, "Rooms one user may be in at once.",
-         _count("max-rooms-per-user", 1)],
+         count("max-rooms-per-user", 1)],
         ["hash-memory", None, "64M",
          "Memory each password hash uses (argon2id; bytes, or with a K/M "
-         "suffix): less is faster and weaker.", _size("hash-memory")],
-        ["tls-port", None, None, "Also listen for TLS on this port.", _port],
+         "suffix): less is faster and weaker.", size("hash-memory")],
+        ["tls-port", None, None, "Also listen for TLS on this port.", port_number],
         ["tls-cert", None, None, "PEM certificate (chain) for --tls-port."],
         ["tls-key", None, None,
          "PEM private key for --tls-port (default: in the --tls-cert file)."],
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
-         _seconds("tls-handshake-timeout")],
+         seconds("tls-handshake-timeout")],
         # --- the web client (chatd/web) ---
         ["web-port", None, None,
-         "Serve the web client (page, WebSocket, files) on this HTTP port.", _port],
+         "Serve the web client (page, WebSocket, files) on this HTTP port.", port_number],
         ["web-tls-port", None, None,
          "Serve the web client over https/wss on this port, with --tls-cert "
-         "and --tls-key.", _port],
+         "and --tls-key.", port_number],
         ["web-interface", None, "",
          "Address for --web-port and --web-tls-port (default: all interfaces)."],
         ["metrics-port", None, None,
-         "Serve Prometheus metrics (GET /metrics) on this port.", _port],
+         "Serve Prometheus metrics (GET /metrics) on this port.", port_number],
         ["metrics-interface", None, "127.0.0.1",
          "Address for --metrics-port (default: this machine only)."],
         ["shutdown-grace", None, 10.0,
          "Seconds uploads and downloads get to finish when the server stops "
-         "(SIGTERM, SIGINT); it exits within them.", _seconds("shutdown-grace")],
+         "(SIGTERM, SIGINT); it exits within them.", seconds("shutdown-grace")],
         ["shutdown-message", None, None,
          "Added to the '*** server shutting down' notice."],
         ["log-format", None, "text",
          "text (twistd's own) or json: one JSON object per line, to stdout "
-         "or twistd's --logfile.", _choice("log-format", FORMATS)],
+         "or twistd's --logfile.", choice("log-format", FORMATS)],
     ]
 
     optFlags = [
@@ -251,7 +185,7 @@ class Options(usage.Options):
     def postOptions(self):
         self._check_web()
         for option in ("max-file-size", "sendq", "kernel-sendq", "hash-memory"):
-            self[option] = _size(option)(self[option])
+            self[option] = size(option)(self[option])
         if self["max-partial-space"] is None:
             self["max-partial-space"] = 2 * self["max-file-size"]
         if self["max-upload-space"] is None:

@@ -14,13 +14,11 @@ coalesces a reactor pass's lines into one write per connection.
 
 import collections
 
-from twisted.internet.interfaces import IPullProducer, IPushProducer
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.protocols.basic import FileSender, LineReceiver
-from zope.interface import implementer
+from twisted.python.failure import Failure
 
 from chatd import grammar
+from chatd.outflow import Drain, OutputFlow
 from chatd.sendfile import SendfileProducer, can_sendfile
 from chatd.sendnow import send_now
 from chatd.sockopts import UNLIMITED, limit_unsent
@@ -64,7 +62,7 @@ class TransferReceiver(LineReceiver):
     _held_bytes = 0
     _close_when_sent = False
     _pauses = None  # reasons input is paused (pacing, an upload committing)
-    _flow = None  # the _OutputFlow watching the transport, once started
+    _flow = None  # the OutputFlow watching the transport, once started
     _congested = False
     _queue = None  # lines waiting while the transport is congested
     _queued = 0
@@ -143,7 +141,7 @@ class TransferReceiver(LineReceiver):
         self._coalescer = coalescer
         if self.kernel_sendq != UNLIMITED:
             limit_unsent(self.transport, self.kernel_sendq)
-        self._flow = _OutputFlow(self)
+        self._flow = OutputFlow(self)
         self.transport.registerProducer(self._flow, True)
         self._check_direct()
 
@@ -295,7 +293,7 @@ class TransferReceiver(LineReceiver):
             self.transport.unregisterProducer()
         self._congested = False  # no longer watched: deliver writes through
         self._check_direct()
-        drain = _Drain(self.transport, callback)
+        drain = Drain(self.transport, callback)
         self.transport.registerProducer(drain, False)
         drain.armed = True
         # A TCP transport asks a pull producer for more only from a write
@@ -350,7 +348,7 @@ class TransferReceiver(LineReceiver):
         start = position() if position is not None else 0
         if self.kernel_sendq != UNLIMITED:
             limit_unsent(self.transport, UNLIMITED)  # sendfile obeys the cap too
-        if transform is None and can_sendfile(self.transport):
+        if transform is None and can_sendfile(self.transport, source):
             producer = SendfileProducer(self.transport, source)
             d = producer.start()
             position = lambda: producer.offset  # noqa: E731 (sendfile leaves tell() alone)
@@ -420,81 +418,3 @@ class _ChunkedFileSender(FileSender):
     """
 
     CHUNK_SIZE = 2**20
-
-
-@implementer(IPushProducer)
-class _OutputFlow:
-    """
-    Registered on the transport as a streaming producer only to hear its
-    congestion signals; the protocol does the writing.
-    """
-
-    __slots__ = ("protocol",)
-
-    def __init__(self, protocol):
-        self.protocol = protocol
-
-    def pauseProducing(self):
-        self.protocol._output_paused()
-
-    def resumeProducing(self):
-        self.protocol._output_resumed()
-
-    def stopProducing(self):
-        self.protocol._drop_queue()
-
-
-@implementer(IPullProducer)
-class _Drain:
-    """
-    A pull producer that writes nothing: a TCP transport asks it for more
-    (``resumeProducing``) when its buffer has emptied, which is the signal.
-    A call from ``registerProducer`` itself, before ``armed``, is not one.
-    (Over TLS a pull producer is driven by a timer, so it fires early.)
-    """
-
-    def __init__(self, transport, callback):
-        self.transport = transport
-        self.callback = callback
-        self.armed = False
-
-    def resumeProducing(self):
-        if not self.armed or self.callback is None:
-            return
-        callback, self.callback = self.callback, None
-        self.transport.unregisterProducer()  # or it would hold a close back
-        callback()
-
-    def stopProducing(self):
-        self.callback = None
-
-
-class WriteCoalescer:
-    """
-    Collects the connections delivered to during one reactor pass and, at
-    its end, has each write its lines to its transport once: a line to a
-    big room costs a list append per member instead of a trip through the
-    transport's write path each.
-    """
-
-    log = Logger()
-
-    def __init__(self, clock):
-        self.clock = clock
-        self._pending = []
-        self._call = None
-
-    def mark(self, protocol):
-        self._pending.append(protocol)
-        if self._call is None:
-            self._call = self.clock.callLater(0, self.flush)
-
-    def flush(self):
-        self._call = None
-        pending, self._pending = self._pending, []
-        for protocol in pending:
-            try:
-                protocol.flush_pending()
-            except Exception:
-                self.log.failure("writing to {name} failed",
-                                 name=getattr(protocol, "name", "?"))

@@ -23,7 +23,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
 from chatd import grammar
-from chatd.client import ChatClient, parse_args
+from chatd.client import ChatClient
+from chatd.clientapp import parse_args
 from chatd.console import Console, fit_tail, format_line
 from chatd.localfiles import open_upload, variants
 from chatd.userinput import LineEditor, PipedLines

@@ -12,7 +12,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.internet.ssl import optionsForClientTLS
 
-from chatd import transfer
+from chatd import outflow, transfer
 from chatd.sendnow import send_now
 
 
@@ -145,7 +145,7 @@ def test_a_file_being_sent_keeps_the_socket():
 def test_our_congestion_listener_does_not_count_as_a_producer():
     sock = FakeSocket()
     t, _ = connection(sock)
-    flow = transfer._OutputFlow(None)
+    flow = outflow.OutputFlow(None)
     t.registerProducer(flow, True)
     send_now(t, b"line\r\n", own_producer=flow)
     assert sock.sent == b"line\r\n"
@@ -197,7 +197,7 @@ def receiver(sock, sendq=0):
     p = Receiver()
     t, reactor = connection(sock, p)
     p.makeConnection(t)
-    p.start_output_flow(sendq, transfer.WriteCoalescer(clock))
+    p.start_output_flow(sendq, outflow.WriteCoalescer(clock))
     return p, t, clock
 
 

@@ -10,7 +10,7 @@ import pytest
 from twisted.internet import task, tcp
 from twisted.internet.testing import MemoryReactorClock
 
-from chatd import transfer
+from chatd import outflow, transfer
 from chatd.sockopts import UNLIMITED, limit_unsent
 
 LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
@@ -42,7 +42,7 @@ def test_set_while_chatting_lifted_while_a_file_is_sent(tcp_pair):
     t = tcp.Connection(server, p, MemoryReactorClock())
     t.connected = 1
     p.makeConnection(t)
-    p.start_output_flow(0, transfer.WriteCoalescer(task.Clock()))
+    p.start_output_flow(0, outflow.WriteCoalescer(task.Clock()))
     assert unsent_limit(server) == 64 * 1024
     sent = []
     p.send_file("FILE 3 x f", io.BytesIO(b"abc"), done=sent.append)
