@@ -384,9 +384,12 @@ def makeService(options, reactor=None):
         strports.service(description, listener, reactor=reactor).setServiceParent(top)
     web = options.web_descriptions()
     if web:
+        from chatd.admission import CountedAtAccept
         from chatd.web.site import make_site
 
-        site = make_site(factory, reactor, options["web-origin"])
+        # Limits apply to every web connection from its accept (issue 11).
+        site = CountedAtAccept(make_site(factory, reactor, options["web-origin"]),
+                               factory.connections, factory.log)
         for description in web:
             strports.service(description, site, reactor=reactor).setServiceParent(top)
     GracefulShutdown(factory, reactor, options["shutdown-grace"],

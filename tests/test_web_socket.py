@@ -6,6 +6,9 @@ TCP connection.
 
 import hashlib
 
+import pytest
+import websocket
+
 from loopback import download, settle, upload
 from webclient import WebUser, web_daemon
 
@@ -139,11 +142,11 @@ def test_connection_limits_count_websockets(make_daemon):
     tcp = d.client()
     web = WebUser(d)
     settle([tcp, web])
-    third = WebUser(d, greet=False)
-    line = third.line()
-    assert line.startswith("! too many connections from your address"), line
-    code, reason = third.closed()
-    assert code == 4000 and reason.startswith("too many connections"), (code, reason)
+    # Refused when accepted, before any handshake: a 503 saying why.
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        WebUser(d, greet=False)
+    assert refused.value.status_code == 503
+    assert refused.value.resp_body.startswith(b"! too many connections from your address")
     web.close()
     tcp.expect(lambda l: l.endswith(f"{web.name} left (connection lost)"))
     WebUser(d).close()  # the slot was given back

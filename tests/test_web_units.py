@@ -86,6 +86,7 @@ def test_make_service_listens_for_the_web(tmp_path):
         assert ports == [5002, 8080]
         site = next(f for port, f, *_ in reactor.tcpServers if port == 8080)
         chat = next(f for port, f, *_ in reactor.tcpServers if port == 5002)
-        assert site.sockets.chat is chat  # one hub, one set of limits
+        assert site.connections is chat.connections  # counted from accept, with TCP's
+        assert site.wrappedFactory.sockets.chat is chat  # one hub, one set of limits
     finally:
         service.stopService()

@@ -8,6 +8,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.python.filepath import FilePath, InsecurePath
 from twisted.web import resource, server, static
 
+from chatd.admission import hand_over
 from chatd.web.files import FilesResource
 from chatd.web.websocket import ChatWebSocketFactory
 
@@ -42,6 +43,7 @@ class ChatSocketResource(WebSocketResource):
         if request.postpath:
             return resource.NoResource().render(request)
         request.channel.setTimeout(None)  # the chat has its own timers now
+        hand_over(request.channel)  # counted since accepted, still counted
         return WebSocketResource.render(self, request)
 
 

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.admission import release
 from chatd.web.origins import origin_allowed
 
 CRLF = b"\r\n"
@@ -160,6 +161,9 @@ class ChatWebSocket(WebSocketServerProtocol):
         except Exception:
             pass
         self.chat_transport = FrameTransport(self)
+        # Counted since it was accepted (CountedAtAccept): from now on as
+        # the chat connection the chat factory builds, once.
+        release(self.transport, self.factory.chat.connections)
         try:
             self.chat = self.factory.chat.buildProtocol(self.transport.getPeer())
             self.chat.kind = "web"  # for the metrics' connections by kind
@@ -249,6 +253,8 @@ class ChatWebSocket(WebSocketServerProtocol):
             self.sendClose(CLOSE_REFUSED, reason)
 
     def onClose(self, wasClean, code, reason):
+        # Closed before it opened: the count it came with goes now.
+        release(self.transport, self.factory.chat.connections)
         chat, self.chat = self.chat, None
         self.frames = ()
         if self._drain_call is not None and self._drain_call.active():

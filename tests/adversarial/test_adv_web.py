@@ -7,6 +7,9 @@ users, TCP or WebSocket, never notice.
 import socket
 import time
 
+import pytest
+import websocket
+
 from helpers import AdvClient, FAST, rtt, unsafe_in
 from test_adv_lines import HOSTILE
 from webclient import WebUser, raw_http, web_daemon
@@ -128,10 +131,12 @@ def test_websocket_that_stops_reading_is_dropped_at_sendq(make_daemon):
 def test_websocket_per_address_limit_shared_with_tcp(make_daemon):
     d = web_daemon(make_daemon, "--max-conns-per-ip", "3")
     held = [AdvClient(d.port), WebUser(d), AdvClient(d.port)]
-    refused = WebUser(d, greet=False)
-    assert refused.line().startswith("! too many connections from your address (limit 3)")
-    code, reason = refused.closed()
-    assert code == 4000 and "too many connections" in reason
+    # Refused when accepted, before its handshake: a 503 saying why.
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        WebUser(d, greet=False)
+    assert refused.value.status_code == 503
+    assert refused.value.resp_body.startswith(
+        b"! too many connections from your address (limit 3)")
     tcp_refused = AdvClient(d.port, greet=False)
     assert tcp_refused.line().startswith("! too many connections")
     other = AdvClient(d.port, source="127.0.0.2")  # another address is not affected
@@ -153,4 +158,35 @@ def test_bad_handshakes(make_daemon):
     user = WebUser(d)
     user.say("/who")
     assert user.line().startswith("- online (1)")
+    assert "Traceback" not in d.log()
+
+
+def test_silent_web_sockets_over_the_address_limit_are_refused_at_accept(make_daemon, figure):
+    """
+    Issue 11, hole 2, for the web listener: every connection counts from its
+    accept, so 40 silent sockets from one address leave at most the limit
+    open; the rest get a 503 and the close at once, and a WebSocket user from
+    another address chats meanwhile.
+    """
+    from test_adv_tls import closed_within
+
+    d = web_daemon(make_daemon, "--max-conns-per-ip", "2")
+    watcher = AdvClient(d.port, source="127.0.0.3")
+    silent = []
+    for _ in range(40):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(("127.0.0.1", 0))
+        s.connect(("127.0.0.1", d.web_port))
+        silent.append(s)
+    gone = closed_within(silent, 1.0)
+    figure("silent web sockets still open after 1 s", len(silent) - len(gone))
+    assert len(silent) - len(gone) <= 2
+    own = socket.create_connection(("127.0.0.1", d.web_port), 5, ("127.0.0.2", 0))
+    user = WebUser(d, socket=own)  # from another address
+    user.say("from the web")
+    assert watcher.expect(f"<{user.name}> from the web")
+    for s in silent:
+        s.close()
+    # Closed sockets give their count back: the address may connect again.
+    assert WebUser(d).name
     assert "Traceback" not in d.log()
