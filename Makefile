@@ -22,11 +22,13 @@ run: install
 	$(BIN)/twistd -n chatd --port $(PORT)
 
 test: install
-	@# tests/test_client_tty.py drives chatd-client in tmux: install it if missing.
-	@command -v tmux >/dev/null || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux || \
-	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux; } || \
-	  echo "could not install tmux: tests/test_client_tty.py will fail"; }
+	@# tests/test_client_tty.py drives chatd-client in tmux, and tests/cluster/
+	@# start their own redis-server (never a system one): install them if missing.
+	@for pkg in tmux redis-server; do command -v $$pkg >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$pkg || \
+	  { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$pkg; } || \
+	  echo "could not install $$pkg: the tests that use it will fail"; }; done
 	$(BIN)/python -m pytest -q
 
 bench: install

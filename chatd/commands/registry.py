@@ -10,6 +10,10 @@ state, so a command costs no per-connection object.
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from twisted.internet.defer import Deferred
+
+from chatd.grammar import ChatError
+
 
 @dataclass(frozen=True)
 class Command:
@@ -53,3 +57,28 @@ class CommandTable:
     def help_lines(self, conn, section=""):
         return [line for command in self.ordered if command.section == section
                 for line in [command.help_line(conn)] if line]
+
+
+def when_answered(conn, result, done):
+    """
+    ``done(result)`` now, or, when the hub answers later (a ``Deferred``:
+    a cluster hub asks Redis), once it answers; until then the connection
+    reads nothing more, so its lines keep their order.  A ``ChatError``
+    becomes the usual ``!`` line.
+    """
+    if not isinstance(result, Deferred):
+        done(result)
+        return
+    conn.pause_input("hub")
+
+    def failed(failure):
+        if not conn.connected_now:
+            return
+        if failure.check(ChatError):
+            conn.error(failure.value.message)
+        else:
+            conn.log.failure("a command from {name} failed", failure, name=conn.name)
+            conn.error("internal error; your line was not handled")
+
+    result.addCallbacks(lambda value: conn.connected_now and done(value), failed)
+    result.addBoth(lambda _: conn.resume_after("hub"))
