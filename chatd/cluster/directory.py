@@ -1,6 +1,10 @@
 """
 This node's copy of who is on the other nodes: kept from the bus (joins,
 departures, renames) and reloaded from Redis whenever a node (re-)registers.
+
+A reload's snapshot may be older than changes the bus brought while it was
+on its way, so the changes heard meanwhile are replayed onto it (each is
+idempotent).
 """
 
 from chatd import grammar
@@ -9,6 +13,8 @@ from chatd import grammar
 class RemoteUsers:
     def __init__(self):
         self.nodes = {}  # node id -> {name key: name}, in arrival order
+        self._reloads = 0  # snapshots asked for and not yet loaded
+        self._heard = []  # changes heard since the oldest of them was asked for
 
     def __len__(self):
         return sum(len(users) for users in self.nodes.values())
@@ -44,16 +50,38 @@ class RemoteUsers:
     def names(self):
         return [name for users in self.nodes.values() for name in users.values()]
 
+    def change(self, what, node, *names):
+        """
+        ``add``, ``remove`` or ``rename`` as the bus tells it.
+        """
+        if self._reloads:
+            self._heard.append((what, node, names))
+        return getattr(self, what)(node, *names)
+
     def forget_node(self, node):
         self.nodes.pop(node, None)
 
     def clear(self):
         self.nodes.clear()
 
+    def reloading(self):
+        """
+        A snapshot was asked for: keep what the bus says until it is loaded.
+        """
+        self._reloads += 1
+
     def load(self, entries):
         """
-        Replace everything with ``entries``: ``(node, name)`` pairs.
+        Replace everything with ``entries`` (``(node, name)`` pairs), then
+        replay the changes heard since the snapshot was asked for; ``None``:
+        the snapshot did not come.
         """
-        self.nodes = {}
-        for node, name in entries:
-            self.add(node, name)
+        self._reloads -= 1
+        if entries is not None:
+            self.nodes = {}
+            for node, name in entries:
+                self.add(node, name)
+            for what, node, names in self._heard:
+                getattr(self, what)(node, *names)
+        if not self._reloads:
+            self._heard = []

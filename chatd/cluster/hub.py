@@ -115,9 +115,12 @@ class ClusterHub(Hub):
             Hub.notify(self, LINK_RESTORED)
 
     def _reload(self):
+        self.remote.reloading()
         d = self.registry.snapshot()
-        d.addCallback(lambda entries: self.remote.load(
-            (node, name) for node, name in entries if node != self.node))
+        d.addCallbacks(
+            lambda entries: self.remote.load(
+                [(node, name) for node, name in entries if node != self.node]),
+            lambda failure: self.remote.load(None) or failure)
         return d
 
     def _link_down(self):
@@ -339,19 +342,19 @@ class ClusterHub(Hub):
         self.lobby.broadcast(grammar.action(name, text))
 
     def _on_join(self, node, name):
-        self.remote.add(node, name)
+        self.remote.change("add", node, name)
         if self._announce_presence(self.lobby):
             self.lobby.broadcast(grammar.joined(name))
 
     # A departure or rename is told even if the directory did not know the
     # user (a reload may have raced it): each is published exactly once.
     def _on_left(self, node, name, reason):
-        self.remote.remove(node, name)
+        self.remote.change("remove", node, name)
         if self._announce_presence(self.lobby):
             self.lobby.broadcast(grammar.left(name, reason))
 
     def _on_rename(self, node, old, new):
-        self.remote.rename(node, old, new)
+        self.remote.change("rename", node, old, new)
         if self._announce_presence(self.lobby):
             self.lobby.broadcast(grammar.renamed(old, new))
 

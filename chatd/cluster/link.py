@@ -134,11 +134,13 @@ class RedisLink:
         return delay
 
     def _prepare(self, name):
-        def ready(p):
-            d = p.whenConnected()
+        def ready(proxy):
+            # ClientService hands over a proxy; whenConnected fires with
+            # the protocol itself, the one whose connectionLost we hear.
+            d = proxy.whenConnected()
             if name == "subscriber":
-                d.addCallback(lambda p: p.subscribe(self.channels))
-            d.addCallback(lambda _: self._ready(name, p))
+                d.addCallback(lambda p: p.subscribe(self.channels).addCallback(lambda _: p))
+            d.addCallback(lambda p: self._ready(name, p))
             return d
         return ready
 
