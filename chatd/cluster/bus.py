@@ -74,7 +74,7 @@ def decode(raw):
         raise Malformed("not JSON")
     if not isinstance(message, dict):
         raise Malformed("not a JSON object")
-    if message.get("v") != VERSION:
+    if type(message.get("v")) is not int or message["v"] != VERSION:  # true == 1
         raise Malformed(f"version {message.get('v')!r}, not {VERSION}")
     node, kind = message.get("node"), message.get("kind")
     if not isinstance(node, str) or not NODE_ID.match(node):

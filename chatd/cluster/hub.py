@@ -65,6 +65,7 @@ class ClusterHub(Hub):
         self._since = {}  # name key -> when its local holder claimed it
         self._told_lost = False
         self._stopping = False
+        self._registered = []  # Deferreds waiting for the next registration
 
     # --- life -------------------------------------------------------------
 
@@ -108,11 +109,23 @@ class ClusterHub(Hub):
             self._lose_name(self.users.get(key), key)
         yield self._reload()
         self._publish("sync")
+        waiting, self._registered = self._registered, []
+        for d in waiting:
+            d.callback(self)
         if self._told_lost:
             self._told_lost = False
             self.log.info("cluster link restored; {dropped} lines dropped so far",
                           dropped=self.link.dropped)
             Hub.notify(self, LINK_RESTORED)
+
+    def when_registered(self):
+        """
+        A ``Deferred`` that fires when this node has next (re-)registered
+        its users and loaded who is elsewhere.
+        """
+        d = defer.Deferred()
+        self._registered.append(d)
+        return d
 
     def _reload(self):
         self.remote.reloading()
