@@ -6,6 +6,7 @@ Nodes over one Redis are one chat: real ``twistd`` nodes, real
 import threading
 
 from cluster_helpers import lines_until, settle, users, who
+from daemon import Client, free_port
 
 
 def test_lines_cross_nodes_in_the_senders_order(redis, make_node):
@@ -107,3 +108,14 @@ def test_a_clean_stop_announces_departures(redis, make_node):
     assert departures == {"*** bob left (server stopped)", "*** bert left (server stopped)"}
     assert who(alice) == ["alice"]
     assert redis.nodes() == {a.node_id}
+
+
+def test_two_nodes_share_one_port_with_reuse_port(redis, make_node):
+    port = free_port()
+    a = make_node(redis, "--reuse-port", "--max-conns-per-ip", "0", port=port)
+    b = make_node(redis, "--reuse-port", "--max-conns-per-ip", "0", port=port)
+    clients = [Client(port) for _ in range(24)]
+    settle(clients)  # one chat, whichever node each landed on
+    holders = [value.split("|")[0] for value in redis.cli("HVALS", "chatd:0:names").split()]
+    served = [holders.count(n.node_id) for n in (a, b)]
+    assert sum(served) == 24 and min(served) > 0, served  # the kernel spread them
