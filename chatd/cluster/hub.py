@@ -180,11 +180,8 @@ class ClusterHub(Hub):
         return self.presence_limit is None or \
             len(room.members) + len(self.remote) <= self.presence_limit
 
-    def _guest_name(self):
-        while True:
-            name = f"{grammar.GUEST_PREFIX}{self.guests.take()}"
-            if grammar.name_key(name) not in self.users:
-                return name
+    def _next_guest_number(self):
+        return self.guests.take()
 
     def connect(self, client, name=None):
         """
@@ -309,14 +306,8 @@ class ClusterHub(Hub):
         if client is None or self.users.get(key) is not client:
             return
         old, guest = client.name, self._guest_name()
-        del self.users[key]
         self._since.pop(key, None)
-        client.name = guest
-        self.users[grammar.name_key(guest)] = client
-        if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.renamed(old, guest))
-        else:
-            self._deliver_to(client, grammar.renamed(old, guest))
+        self._apply_rename(client, guest)
         self._deliver_to(client, grammar.notice(
             f"{old} is taken by a user on another server of this chat; "
             f"you are now {guest}"))

@@ -59,17 +59,18 @@ class CommandTable:
                 for line in [command.help_line(conn)] if line]
 
 
-def when_answered(conn, result, done):
+def when_answered(conn, result, done, hold="hub", what="a command"):
     """
-    ``done(result)`` now, or, when the hub answers later (a ``Deferred``:
-    a cluster hub asks Redis), once it answers; until then the connection
-    reads nothing more, so its lines keep their order.  A ``ChatError``
-    becomes the usual ``!`` line.
+    ``done(result)`` now, or, when the answer comes later (a ``Deferred``:
+    a cluster hub asking Redis, a password check on a thread), once it
+    comes; until then the connection reads nothing more (paused for
+    ``hold``), so its lines keep their order.  A ``ChatError`` becomes the
+    usual ``!`` line; anything else is logged as ``what`` that failed.
     """
     if not isinstance(result, Deferred):
         done(result)
         return
-    conn.pause_input("hub")
+    conn.pause_input(hold)
 
     def failed(failure):
         if not conn.connected_now:
@@ -77,8 +78,8 @@ def when_answered(conn, result, done):
         if failure.check(ChatError):
             conn.error(failure.value.message)
         else:
-            conn.log.failure("a command from {name} failed", failure, name=conn.name)
-            conn.error("internal error; your line was not handled")
+            conn.log.failure("{what} from {name} failed", failure, what=what, name=conn.name)
+            conn.error("internal error; please try again")
 
     result.addCallbacks(lambda value: conn.connected_now and done(value), failed)
-    result.addBoth(lambda _: conn.resume_after("hub"))
+    result.addBoth(lambda _: conn.resume_after(hold))
