@@ -119,3 +119,14 @@ def test_two_nodes_share_one_port_with_reuse_port(redis, make_node):
     holders = [value.split("|")[0] for value in redis.cli("HVALS", "chatd:0:names").split()]
     served = [holders.count(n.node_id) for n in (a, b)]
     assert sum(served) == 24 and min(served) > 0, served  # the kernel spread them
+
+
+def test_lines_after_a_nick_wait_for_its_claim(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    bob.send("/nick robert\nhi\n/msg alice psst\nbye\n")  # one write
+    assert [alice.line() for _ in range(4)] == [
+        "*** bob is now known as robert", "<robert> hi",
+        "[private] <robert> psst", "<robert> bye"]
+    assert bob.line() == "*** bob is now known as robert"
+    assert bob.line() == "[private to alice] psst"
