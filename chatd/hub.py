@@ -84,9 +84,12 @@ class Hub:
     def _announce_presence(self, room):
         return self.presence_limit is None or len(room) <= self.presence_limit
 
+    def _next_guest_number(self):
+        return next(self._guest_numbers)  # a cluster hub takes them from Redis
+
     def _guest_name(self):
         while True:
-            name = f"{grammar.GUEST_PREFIX}{next(self._guest_numbers)}"
+            name = f"{grammar.GUEST_PREFIX}{self._next_guest_number()}"
             if grammar.name_key(name) not in self.users:
                 return name
 
@@ -174,6 +177,13 @@ class Hub:
             raise ChatError(f"name is taken: {new}")
         if grammar.is_guest_name(new) and grammar.name_key(new) != grammar.name_key(old):
             raise ChatError(f"guest names are given by the server: {new}")
+        self._apply_rename(client, new)
+
+    def _apply_rename(self, client, new):
+        """
+        ``client`` is now ``new`` (already checked), and is announced so.
+        """
+        old = client.name
         del self.users[grammar.name_key(old)]
         client.name = new
         self.users[grammar.name_key(new)] = client

@@ -59,6 +59,15 @@ def _rate(value):
     return rate
 
 
+def _redis(value):
+    from chatd.cluster.config import parse_redis_url
+
+    try:
+        return parse_redis_url(value)
+    except ValueError as e:
+        raise usage.UsageError(f"--redis {value!r}: {e}")
+
+
 MODES = ("chat", "pair")
 
 
@@ -153,6 +162,9 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate (chain) for --tls-port."],
         ["tls-key", None, None,
          "PEM private key for --tls-port (default: in the --tls-cert file)."],
+        ["redis", None, None,
+         "Join the cluster of chatd nodes sharing this Redis: "
+         "redis://HOST[:PORT][/DB] (default port 6379, DB 0).", _redis],
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          _seconds("tls-handshake-timeout")],
@@ -184,6 +196,9 @@ class Options(usage.Options):
          "/help and /quit work."],
         ["no-register", None, "Refuse /register (accounts are made elsewhere)."],
         ["no-plain", None, "Do not listen on the plain-text --port."],
+        ["reuse-port", None,
+         "Listen on --port with SO_REUSEPORT, so several nodes on this machine "
+         "share the port (the kernel spreads connections among them)."],
     ]
 
     def __init__(self):
@@ -270,6 +285,14 @@ class Options(usage.Options):
                 raise usage.UsageError(f"{tls_port} needs --tls-cert FILE "
                                        "(and --tls-key FILE)")
             check_certificate(self["tls-cert"], self["tls-key"] or self["tls-cert"])
+        if self["redis"] is not None and self["mode"] == "pair":
+            raise usage.UsageError("--mode pair is one process by design: "
+                                   "it cannot join a --redis cluster")
+        if self["reuse-port"] and not hasattr(socket, "SO_REUSEPORT"):
+            raise usage.UsageError("--reuse-port: this system has no SO_REUSEPORT")
+        if self["reuse-port"] and self["no-plain"]:
+            raise usage.UsageError("--reuse-port applies to --port, which "
+                                   "--no-plain turns off")
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
             raise usage.UsageError(
                 "--no-plain leaves nothing to listen on: add --tls-port or --listen")
@@ -315,12 +338,15 @@ def _dual_stack():
         return False
 
 
+def _any_interface(interface):
+    return interface or ("::" if _dual_stack() else "0.0.0.0")
+
+
 def endpoint_description(port, interface):
     """
     The ``strports`` description for a port and interface ("" = all).
     """
-    if not interface:
-        interface = "::" if _dual_stack() else "0.0.0.0"
+    interface = _any_interface(interface)
     kind = "tcp6" if ":" in interface else "tcp"
     escaped = interface.replace(":", "\\:")
     return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
@@ -356,10 +382,17 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
                       partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
-    hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
-              history=options["history"], store=history,
-              max_rooms=options["max-rooms"],
-              max_rooms_per_user=options["max-rooms-per-user"])
+    if options["redis"] is None:
+        hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
+                  history=options["history"], store=history,
+                  max_rooms=options["max-rooms"],
+                  max_rooms_per_user=options["max-rooms-per-user"])
+    else:
+        # The cluster is one lobby for now: rooms and history stay per node.
+        from chatd.cluster.hub import ClusterHub
+
+        hub = ClusterHub(options["redis"], reactor,
+                         presence_limit=limits.presence_limit, reserved=reserved)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
@@ -435,12 +468,16 @@ def makeService(options, reactor=None):
         accounts = makeAccounts(options, reactor, top)
     metrics = makeMetrics(options, reactor, top)
     factory = makeFactory(options, reactor, accounts, metrics, history)
+    if options["redis"] is not None:
+        from chatd.cluster.hub import ClusterService
+
+        ClusterService(factory.hub).setServiceParent(top)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):
             listener = HandshakeFirstFactory(factory, reactor,
                                              options["tls-handshake-timeout"])
-        strports.service(description, listener, reactor=reactor).setServiceParent(top)
+        _listening(options, description, listener, reactor).setServiceParent(top)
     web = options.web_descriptions()
     if web:
         from chatd.web.site import make_site
@@ -472,3 +509,22 @@ def makeMetrics(options, reactor, parent):
                      reactor=reactor).setServiceParent(parent)
     LagProbe(reactor, metrics.lag).setServiceParent(parent)
     return metrics
+
+
+def _listening(options, description, factory, reactor):
+    """
+    The service listening on ``description``: with --reuse-port, --port's
+    socket is made with SO_REUSEPORT (see ``chatd.reuseport``).
+    """
+    if options["reuse-port"] and description == \
+            endpoint_description(options["port"], options["interface"]):
+        from twisted.application.internet import StreamServerEndpointService
+
+        from chatd.reuseport import ReusePortEndpoint
+
+        endpoint = ReusePortEndpoint(reactor, options["port"],
+                                     _any_interface(options["interface"]), BACKLOG)
+        listening = StreamServerEndpointService(endpoint, factory)
+        listening._raiseSynchronously = True  # a port in use stops the start, as strports does
+        return listening
+    return strports.service(description, factory, reactor=reactor)
