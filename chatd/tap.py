@@ -382,17 +382,17 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
                       partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
+    hub_options = dict(presence_limit=limits.presence_limit, reserved=reserved,
+                       history=options["history"], store=history,
+                       max_rooms=options["max-rooms"],
+                       max_rooms_per_user=options["max-rooms-per-user"])
     if options["redis"] is None:
-        hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
-                  history=options["history"], store=history,
-                  max_rooms=options["max-rooms"],
-                  max_rooms_per_user=options["max-rooms-per-user"])
+        hub = Hub(clock=reactor, **hub_options)
     else:
-        # The cluster is one lobby for now: rooms and history stay per node.
+        # History and files stay per node (README "Cluster").
         from chatd.cluster.hub import ClusterHub
 
-        hub = ClusterHub(options["redis"], reactor,
-                         presence_limit=limits.presence_limit, reserved=reserved)
+        hub = ClusterHub(options["redis"], reactor, **hub_options)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))

@@ -28,7 +28,7 @@ from chatd.cluster.directory import RemoteUsers
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.scripts import Keys
-from chatd.grammar import ChatError
+from chatd.grammar import LOBBY, ChatError
 from chatd.hub import Hub
 
 LINK_LOST = "cluster link lost: only this node's users get your lines until it is back"
@@ -50,8 +50,8 @@ class RemoteUser:
 class ClusterHub(Hub):
     log = Logger()
 
-    def __init__(self, address, reactor, presence_limit=None, reserved=None, node=None):
-        Hub.__init__(self, presence_limit=presence_limit, reserved=reserved)
+    def __init__(self, address, reactor, node=None, **hub_options):
+        Hub.__init__(self, clock=reactor, **hub_options)
         self.node = node or uuid.uuid4().hex[:16]
         self.clock = reactor
         self.keys = Keys(address.db)
@@ -162,8 +162,23 @@ class ClusterHub(Hub):
     def __len__(self):
         return len(self.users) + len(self.remote)
 
-    def names(self):
-        return Hub.names(self) + self.remote.names()
+    def names(self, room=LOBBY):
+        here = Hub.names(self, room)
+        return here + self.remote.names() if grammar.room_key(room) == LOBBY else here
+
+    def who(self, client, name=None):
+        """
+        As ``Hub.who``; the lobby lists everyone online on the other nodes
+        too (other rooms: this node's members).
+        """
+        room, names = Hub.who(self, client, name)
+        if grammar.room_key(room) == LOBBY:
+            names = names + self.remote.names()
+        return room, names
+
+    def list_rooms(self):
+        return [(name, count + len(self.remote) if grammar.room_key(name) == LOBBY else count,
+                 topic) for name, count, topic in Hub.list_rooms(self)]
 
     def find(self, name):
         """
@@ -177,8 +192,8 @@ class ClusterHub(Hub):
         return RemoteUser(*found)
 
     def _announce_presence(self, room):
-        return self.presence_limit is None or \
-            len(room.members) + len(self.remote) <= self.presence_limit
+        elsewhere = len(self.remote) if room is self.lobby else 0
+        return self.presence_limit is None or len(room) + elsewhere <= self.presence_limit
 
     def _next_guest_number(self):
         return self.guests.take()
@@ -194,11 +209,11 @@ class ClusterHub(Hub):
         self._hold(client, LOGGED_IN if logged_in else self.clock.seconds())
         return name
 
-    def disconnect(self, client, reason=""):
+    def disconnect(self, client, reason="", announce=False):
         key = grammar.name_key(client.name)
         if self.users.get(key) is not client:
             return
-        Hub.disconnect(self, client, reason)
+        Hub.disconnect(self, client, reason, announce)
         self._since.pop(key, None)
         self._publish("left", name=client.name, reason=reason)
         self._release(key)
@@ -253,11 +268,13 @@ class ClusterHub(Hub):
 
     def say(self, client, text):
         Hub.say(self, client, text)
-        self._publish("say", name=client.name, text=text)
+        if client.rooms[-1] is self.lobby:
+            self._publish("say", name=client.name, text=text)
 
     def act(self, client, text):
         Hub.act(self, client, text)
-        self._publish("act", name=client.name, text=text)
+        if client.rooms[-1] is self.lobby:
+            self._publish("act", name=client.name, text=text)
 
     def private(self, client, target_name, text):
         """
@@ -348,19 +365,19 @@ class ClusterHub(Hub):
     def _on_join(self, node, name):
         self.remote.change("add", node, name)
         if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.joined(name))
+            self.lobby.broadcast(grammar.joined(name), prefixed=False)
 
     # A departure or rename is told even if the directory did not know the
     # user (a reload may have raced it): each is published exactly once.
     def _on_left(self, node, name, reason):
         self.remote.change("remove", node, name)
         if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.left(name, reason))
+            self.lobby.broadcast(grammar.left(name, reason), prefixed=False)
 
     def _on_rename(self, node, old, new):
         self.remote.change("rename", node, old, new)
         if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.renamed(old, new))
+            self.lobby.broadcast(grammar.renamed(old, new), prefixed=False)
 
     def _on_private(self, node, to, name, text):
         client = self.users.get(to)
