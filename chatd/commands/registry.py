@@ -82,5 +82,8 @@ def when_answered(conn, result, done, hold="hub", what="a command"):
             conn.log.failure("{what} from {name} failed", failure, what=what, name=conn.name)
             conn.error("internal error; please try again")
 
-    result.addCallbacks(lambda value: conn.connected_now and done(value), failed)
+    # An error raised by ``done`` itself (a refusal after the answer) is
+    # answered too, so the errback comes after the callback, not beside it.
+    result.addCallback(lambda value: conn.connected_now and done(value))
+    result.addErrback(failed)
     result.addBoth(lambda _: conn.resume_after(hold))
