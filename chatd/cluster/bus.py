@@ -15,16 +15,19 @@ from typing import NamedTuple
 from chatd import grammar
 from chatd.grammar import ChatError
 
-VERSION = 1
+VERSION = 2  # 2: lines carry their room (scripts.py writes it too)
 MAX_MESSAGE = 64 * 1024  # bytes; longer than any line a node publishes
 NODE_ID = re.compile(r"[0-9a-f]{8,32}\Z")
 
 # kind -> its fields (besides v, node and kind), each a name or a text.
 KINDS = {
-    "say": ("name", "text"),  # a chat line in the lobby
-    "act": ("name", "text"),  # a /me action
-    "join": ("name",),
-    "left": ("name", "reason"),
+    "say": ("room", "name", "text"),  # a chat line in a room
+    "act": ("room", "name", "text"),  # a /me action
+    "enter": ("room", "name"),  # /join of a room
+    "part": ("room", "name", "reason"),
+    "topic": ("room", "name", "text"),
+    "join": ("name",),  # connected: online, in the lobby
+    "left": ("name", "reason"),  # disconnected
     "rename": ("old", "new"),
     "private": ("to", "name", "text"),  # to: the recipient's name key
     "sync": (),  # the sender (re-)registered its users: reload the directory
@@ -93,6 +96,16 @@ def decode(raw):
 def _check_field(kind, field, value):
     if not isinstance(value, str):
         raise Malformed(f"{kind}.{field} is not a string")
+    if field == "room":
+        try:
+            ok = grammar.check_room(value) == value
+        except ChatError:
+            ok = False
+        if not ok:
+            raise Malformed(f"{kind}.room is not a room name")
+        return
+    if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:
+        raise Malformed("topic.text is longer than a topic")
     if field in NAME_FIELDS:
         try:
             grammar.check_name(value)

@@ -268,13 +268,29 @@ class ClusterHub(Hub):
 
     def say(self, client, text):
         Hub.say(self, client, text)
-        if client.rooms[-1] is self.lobby:
-            self._publish("say", name=client.name, text=text)
+        self._publish("say", room=self.current(client), name=client.name, text=text)
 
     def act(self, client, text):
         Hub.act(self, client, text)
-        if client.rooms[-1] is self.lobby:
-            self._publish("act", name=client.name, text=text)
+        self._publish("act", room=self.current(client), name=client.name, text=text)
+
+    def join(self, client, name):
+        before = len(client.rooms)
+        room = Hub.join(self, client, name)
+        if len(client.rooms) > before:  # entered, not just made current
+            self._publish("enter", room=room, name=client.name)
+        return room
+
+    def part(self, client, name=None, reason=""):
+        room = self._room_of(client, name).name
+        Hub.part(self, client, name, reason)
+        self._publish("part", room=room, name=client.name, reason=reason)
+
+    def topic(self, client, name=None, text=None):
+        Hub.topic(self, client, name, text)
+        if text is not None:
+            self._publish("topic", room=self._room_of(client, name).name,
+                          name=client.name, text=text)
 
     def private(self, client, target_name, text):
         """
@@ -356,11 +372,38 @@ class ClusterHub(Hub):
             self.log.failure("bus message {kind} from node {sender} failed",
                              kind=message.kind, sender=message.node)
 
-    def _on_say(self, node, name, text):
-        self.lobby.broadcast(grammar.chat(name, text))
+    # A line in a room reaches this node's members of it (a room nobody
+    # here is in is not made for it), through the local fan-out, so the
+    # "[#room]" prefix and the current room stay this node's business; it
+    # is kept in the room's history here as if said here.
+    def _in_room(self, name, line, prefixed=True, presence=False):
+        room = self.rooms.get(grammar.room_key(name))
+        if room is None or not len(room) or (presence and not self._announce_presence(room)):
+            return None
+        text = line(room.name)
+        room.broadcast(text, prefixed=prefixed)
+        if not presence:
+            self._keep(room, text)
+        return room
 
-    def _on_act(self, node, name, text):
-        self.lobby.broadcast(grammar.action(name, text))
+    def _on_say(self, node, room, name, text):
+        self._in_room(room, lambda _: grammar.chat(name, text))
+
+    def _on_act(self, node, room, name, text):
+        self._in_room(room, lambda _: grammar.action(name, text))
+
+    def _on_enter(self, node, room, name):
+        self._in_room(room, lambda r: grammar.room_joined(name, r), False, True)
+
+    def _on_part(self, node, room, name, reason):
+        self._in_room(room, lambda r: grammar.room_left(name, r, reason), False, True)
+
+    def _on_topic(self, node, room, name, text):
+        here = self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
+        if here is not None:
+            here.topic = text
+            if self.store is not None and self.keep:
+                self.store.set_topic(here.key, here.name, text)
 
     def _on_join(self, node, name):
         self.remote.change("add", node, name)

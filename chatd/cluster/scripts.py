@@ -82,7 +82,7 @@ for i = 4, #ARGV, 3 do
     if ours then
       redis.call('SREM', ARGV[2] .. 'node:' .. other .. ':names', key)
       redis.call('PUBLISH', ARGV[2] .. 'node:' .. other .. ':inbox',
-        cjson.encode({v = 1, node = ARGV[1], kind = 'taken', to = key}))
+        cjson.encode({v = 2, node = ARGV[1], kind = 'taken', to = key}))
     end
   end
   if ours then
@@ -126,7 +126,7 @@ for _, node in ipairs(nodes) do
       local current = redis.call('HGET', KEYS[2], key)
       if owner(current) == node then
         redis.call('HDEL', KEYS[2], key)
-        redis.call('PUBLISH', ARGV[2], cjson.encode({v = 1, node = node,
+        redis.call('PUBLISH', ARGV[2], cjson.encode({v = 2, node = node,
           kind = 'left', name = string.match(current, '^[^|]*|[^|]*|(.*)$'),
           reason = ARGV[3]}))
       end

@@ -97,25 +97,42 @@ JUNK = [
     b"not json",
     b"\xff\xfe not utf-8",
     b"[1, 2]",
+    # the version before rooms
+    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve", "text": "x"}).encode(),
     json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "name": "eve", "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": "NOT-HEX", "kind": "say", "name": "eve", "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "shout", "name": "eve", "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve", "text": "x",
-                "extra": 1}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve> <x",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "#lobby", "name": "eve",
                 "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "admin", "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lob by", "name": "eve",
+                "text": "x"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "enter", "room": "x" * 40,
+                "name": "eve"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "part", "room": "lobby", "name": "eve",
+                "reason": "\x1b[2J"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "topic", "room": "lobby", "name": "eve",
+                "text": "t" * 301}).encode(),
+    json.dumps({"v": 2, "node": "NOT-HEX", "kind": "say", "room": "lobby", "name": "eve",
+                "text": "x"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "shout", "name": "eve",
+                "text": "x"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby",
+                "name": "eve"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
+                "text": "x", "extra": 1}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve> <x",
+                "text": "x"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "admin",
+                "text": "x"}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
                 "text": "\x1b[2J\x1b]0;owned\x07"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
                 "text": "a\r\n*** fake notice"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
                 "text": "\ud800"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve", "text": 42}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "private", "to": "Bob", "name": "eve",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
+                "text": 42}).encode(),
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "private", "to": "Bob", "name": "eve",
                 "text": "x"}).encode(),
-    json.dumps({"v": 1, "node": FORGED_NODE, "kind": "say", "name": "eve",
+    json.dumps({"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "eve",
                 "text": "x" * 70000}).encode(),
     b"{" * 100000,
 ]
@@ -125,7 +142,8 @@ def test_junk_on_the_bus_is_logged_and_skipped(redis, nodes):
     a, b, alice, bob = _two_nodes(redis, nodes)
     for junk in JUNK:
         assert redis.command("PUBLISH", LOBBY, junk) == b":2"  # both nodes got it
-    valid = {"v": 1, "node": FORGED_NODE, "kind": "say", "name": "mallory", "text": "only me"}
+    valid = {"v": 2, "node": FORGED_NODE, "kind": "say", "room": "lobby", "name": "mallory",
+             "text": "only me"}
     redis.command("PUBLISH", LOBBY, json.dumps(valid))
     # Of everything published, only the well-formed line arrives, and the
     # nodes still carry chat both ways.
@@ -148,7 +166,7 @@ def test_hostile_input_is_clean_on_the_bus(redis, nodes):
     finally:
         bus.close()
     clean = "hi \ufffd[31mred\ufffd \ufffd evil \ufffd\ufffd end"
-    assert published == {"v": 1, "node": a_node(redis, a), "kind": "say",
+    assert published == {"v": 2, "node": a_node(redis, a), "kind": "say", "room": "lobby",
                          "name": "alice", "text": clean}
     assert acted["text"] == "\ufffd]0;title\ufffd waves"
     assert bob.line() == f"<alice> {clean}"

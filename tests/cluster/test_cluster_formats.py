@@ -16,8 +16,11 @@ NODE = "0123456789abcdef"
 
 
 @pytest.mark.parametrize("kind, fields", [
-    ("say", {"name": "alice", "text": "hi \ufffd there"}),
-    ("act", {"name": "alice", "text": "waves"}),
+    ("say", {"room": "lobby", "name": "alice", "text": "hi \ufffd there"}),
+    ("act", {"room": "Dev.ops", "name": "alice", "text": "waves"}),
+    ("enter", {"room": "dev", "name": "alice"}),
+    ("part", {"room": "dev", "name": "alice", "reason": "bye"}),
+    ("topic", {"room": "dev", "name": "alice", "text": "t" * 300}),
     ("join", {"name": "guest7"}),
     ("left", {"name": "bob", "reason": ""}),
     ("rename", {"old": "guest7", "new": "Zed"}),
@@ -31,14 +34,24 @@ def test_what_a_node_publishes_reads_back(kind, fields):
 
 
 @pytest.mark.parametrize("message, why", [
-    ({"v": 1, "node": NODE, "kind": "private", "to": "Zed", "name": "a", "text": "x"},
+    ({"v": 2, "node": NODE, "kind": "private", "to": "Zed", "name": "a", "text": "x"},
      "not a name key"),
-    ({"v": 1, "node": NODE, "kind": "say", "name": "a", "text": "\x00"}, "control characters"),
-    ({"v": 1, "node": NODE, "kind": "say", "name": "a", "text": "\u2028"}, "control characters"),
-    ({"v": 1, "node": NODE, "kind": "say", "name": "files", "text": "x"}, "not a valid name"),
-    ({"v": 1, "node": NODE, "kind": "sync", "name": "a"}, "exactly the fields none"),
+    ({"v": 2, "node": NODE, "kind": "say", "room": "lobby", "name": "a", "text": "\x00"},
+     "control characters"),
+    ({"v": 2, "node": NODE, "kind": "say", "room": "lobby", "name": "a", "text": "\u2028"},
+     "control characters"),
+    ({"v": 2, "node": NODE, "kind": "say", "room": "lobby", "name": "files", "text": "x"},
+     "not a valid name"),
+    ({"v": 2, "node": NODE, "kind": "say", "room": "#dev", "name": "a", "text": "x"},
+     "not a room name"),
+    ({"v": 2, "node": NODE, "kind": "enter", "room": "", "name": "a"}, "not a room name"),
+    ({"v": 2, "node": NODE, "kind": "topic", "room": "dev", "name": "a", "text": "t" * 301},
+     "longer than a topic"),
+    ({"v": 2, "node": NODE, "kind": "say", "name": "a", "text": "x"}, "exactly the fields"),
+    ({"v": 2, "node": NODE, "kind": "sync", "name": "a"}, "exactly the fields none"),
     ({"v": True, "node": NODE, "kind": "sync"}, "version"),
-    ({"v": 1, "node": NODE * 3, "kind": "sync"}, "node id"),
+    ({"v": 1, "node": NODE, "kind": "sync"}, "version"),  # before rooms
+    ({"v": 2, "node": NODE * 3, "kind": "sync"}, "node id"),
 ])
 def test_what_no_node_publishes_is_malformed(message, why):
     with pytest.raises(bus.Malformed, match=why):
