@@ -6,8 +6,10 @@ is in and a way to take encoded lines.  Each broadcast is formatted and
 encoded once, then handed to every member; one failing recipient is logged
 and never breaks the rest.  Its public methods (connect, disconnect,
 rename, say, act, notify, private, join, part, rooms, who, topic, history)
-are the seam where a Redis-backed hub can later stand in; a room itself is
-``chatd.rooms.Room``, its kept lines go to an ``IHistoryStore``.
+are the seam where the Redis-backed ``chatd.cluster.hub.ClusterHub``
+stands in (overriding ``_next_guest_number`` and ``_apply_rename`` too);
+a room itself is ``chatd.rooms.Room``, its kept lines go to an
+``IHistoryStore``.
 """
 
 import itertools

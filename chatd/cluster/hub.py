@@ -11,7 +11,10 @@ node is a plain one-node chat for its own users; when it is back the node
 registers its users again (clashes are settled in Redis the same way
 whichever node asks first) and reloads who is elsewhere.
 
-Files are still per node, so ``notify`` (file notices) stays on this node.
+Every room crosses nodes: a line, /join, /part or /topic is published once
+with its room, and each node hands it to its own members of that room
+(``Heard``).  Rooms, history and files are otherwise per node, so
+``notify`` (file notices, walls) stays on this node.
 """
 
 import uuid
@@ -25,6 +28,7 @@ from txredisapi import ConnectionError as RedisGone, TimeoutError as RedisTimeou
 from chatd import grammar
 from chatd.cluster import bus
 from chatd.cluster.directory import RemoteUsers
+from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.scripts import Keys
@@ -47,7 +51,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(Hub):
+class ClusterHub(Heard, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -355,85 +359,6 @@ class ClusterHub(Hub):
 
     def _publish(self, kind, **fields):
         self.link.publish(self.keys.lobby, bus.encode(self.node, kind, **fields))
-
-    def _received(self, channel, raw):
-        try:
-            message = bus.decode(raw)
-        except bus.Malformed as e:
-            self.skipped += 1
-            self.log.warn("skipped a malformed message on {channel}: {why}",
-                          channel=channel, why=str(e))
-            return
-        if message.node == self.node:
-            return  # our own: delivered here when it was sent
-        try:
-            getattr(self, "_on_" + message.kind)(message.node, **message.fields)
-        except Exception:
-            self.log.failure("bus message {kind} from node {sender} failed",
-                             kind=message.kind, sender=message.node)
-
-    # A line in a room reaches this node's members of it (a room nobody
-    # here is in is not made for it), through the local fan-out, so the
-    # "[#room]" prefix and the current room stay this node's business; it
-    # is kept in the room's history here as if said here.
-    def _in_room(self, name, line, prefixed=True, presence=False):
-        room = self.rooms.get(grammar.room_key(name))
-        if room is None or not len(room) or (presence and not self._announce_presence(room)):
-            return None
-        text = line(room.name)
-        room.broadcast(text, prefixed=prefixed)
-        if not presence:
-            self._keep(room, text)
-        return room
-
-    def _on_say(self, node, room, name, text):
-        self._in_room(room, lambda _: grammar.chat(name, text))
-
-    def _on_act(self, node, room, name, text):
-        self._in_room(room, lambda _: grammar.action(name, text))
-
-    def _on_enter(self, node, room, name):
-        self._in_room(room, lambda r: grammar.room_joined(name, r), False, True)
-
-    def _on_part(self, node, room, name, reason):
-        self._in_room(room, lambda r: grammar.room_left(name, r, reason), False, True)
-
-    def _on_topic(self, node, room, name, text):
-        here = self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
-        if here is not None:
-            here.topic = text
-            if self.store is not None and self.keep:
-                self.store.set_topic(here.key, here.name, text)
-
-    def _on_join(self, node, name):
-        self.remote.change("add", node, name)
-        if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.joined(name), prefixed=False)
-
-    # A departure or rename is told even if the directory did not know the
-    # user (a reload may have raced it): each is published exactly once.
-    def _on_left(self, node, name, reason):
-        self.remote.change("remove", node, name)
-        if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.left(name, reason), prefixed=False)
-
-    def _on_rename(self, node, old, new):
-        self.remote.change("rename", node, old, new)
-        if self._announce_presence(self.lobby):
-            self.lobby.broadcast(grammar.renamed(old, new), prefixed=False)
-
-    def _on_private(self, node, to, name, text):
-        client = self.users.get(to)
-        if client is not None:
-            self._deliver_to(client, grammar.private_from(name, text))
-
-    def _on_sync(self, node):
-        self._reload().addErrback(lambda f: None)
-
-    def _on_taken(self, node, to):
-        client = self.users.get(to)
-        if client is not None:
-            self._lose_name(client, client.name)
 
 
 class ClusterService(service.Service):

@@ -48,3 +48,17 @@ def test_lines_of_a_room_nobody_here_is_in_go_nowhere_here(redis, make_node):
     assert bob.expect("<alice>") == "<alice> in the lobby"
     bob.say("/rooms")
     assert bob.expect("- rooms") == "- rooms (1): #lobby (2)"
+
+
+def test_a_node_keeps_the_lines_its_members_heard_from_elsewhere(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    bob.say("/join dev")
+    alice.say("/join dev")
+    assert bob.expect("*** alice") == "*** alice joined #dev"
+    alice.say("said on a")
+    assert bob.expect("<alice>") == "<alice> said on a"
+    dave = b.client()
+    dave.say("/join dev")  # on b: b's history of #dev has alice's line
+    kept = dave.expect(lambda l: l.startswith("= ") or l.startswith("- end of history of #dev"))
+    assert kept.startswith("= [") and kept.endswith("] <alice> said on a"), kept
