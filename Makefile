@@ -32,9 +32,11 @@ run: install
 
 test: install
 	@# tests/test_client_tty.py and test_client_noposix.py drive chatd-client in tmux,
-	@# tests/test_web_browser.py the web client in Debian's headless Chromium.
+	@# tests/test_web_browser.py the web client in Debian's headless Chromium,
+	@# tests/cluster/ start their own redis-server (never a system one).
 	$(call apt_need,tmux,tmux,tests/test_client_tty.py)
 	$(call apt_need,chromium chromedriver,chromium chromium-driver,tests/test_web_browser.py)
+	$(call apt_need,redis-server,redis-server,tests/cluster/)
 	$(BIN)/python -m pytest -q
 
 bench: install

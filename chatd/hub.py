@@ -6,8 +6,10 @@ is in and a way to take encoded lines.  Each broadcast is formatted and
 encoded once, then handed to every member; one failing recipient is logged
 and never breaks the rest.  Its public methods (connect, disconnect,
 rename, say, act, notify, private, join, part, rooms, who, topic, history)
-are the seam where a Redis-backed hub can later stand in; a room itself is
-``chatd.rooms.Room``, its kept lines go to an ``IHistoryStore``.
+are the seam where the Redis-backed ``chatd.cluster.hub.ClusterHub``
+stands in (overriding ``_next_guest_number`` and ``_apply_rename`` too);
+a room itself is ``chatd.rooms.Room``, its kept lines go to an
+``IHistoryStore``.
 """
 
 import itertools
@@ -84,9 +86,12 @@ class Hub:
     def _announce_presence(self, room):
         return self.presence_limit is None or len(room) <= self.presence_limit
 
+    def _next_guest_number(self):
+        return next(self._guest_numbers)  # a cluster hub takes them from Redis
+
     def _guest_name(self):
         while True:
-            name = f"{grammar.GUEST_PREFIX}{next(self._guest_numbers)}"
+            name = f"{grammar.GUEST_PREFIX}{self._next_guest_number()}"
             if grammar.name_key(name) not in self.users:
                 return name
 
@@ -174,6 +179,13 @@ class Hub:
             raise ChatError(f"name is taken: {new}")
         if grammar.is_guest_name(new) and grammar.name_key(new) != grammar.name_key(old):
             raise ChatError(f"guest names are given by the server: {new}")
+        self._apply_rename(client, new)
+
+    def _apply_rename(self, client, new):
+        """
+        ``client`` is now ``new`` (already checked), and is announced so.
+        """
+        old = client.name
         del self.users[grammar.name_key(old)]
         client.name = new
         self.users[grammar.name_key(new)] = client

@@ -53,6 +53,16 @@ def lines_per_second(value):
     return rate
 
 
+
+def redis_url(value):
+    from chatd.cluster.config import parse_redis_url
+
+    try:
+        return parse_redis_url(value)
+    except ValueError as e:
+        raise usage.UsageError(f"--redis {value!r}: {e}")
+
+
 MODES = ("chat", "pair")
 
 

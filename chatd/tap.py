@@ -9,9 +9,11 @@ from twisted.application import service, strports
 from twisted.python import usage
 
 from chatd import grammar
-from chatd.limits import BACKLOG
+from chatd.limits import BACKLOG  # noqa: F401 (tap.BACKLOG, as before)
+from chatd.listeners import (  # noqa: F401 (tap.endpoint_description, as before)
+    endpoint_description, listen_descriptions, listening, tls_endpoint)
 from chatd.optionvalues import (
-    MODES, choice, count, lines_per_second, port_number, seconds, size)
+    MODES, choice, count, lines_per_second, port_number, redis_url, seconds, size)
 from chatd.logformat import FORMATS, use_json_logs
 
 DEFAULT_PORT = 5002
@@ -91,6 +93,9 @@ class Options(usage.Options):
         ["tls-cert", None, None, "PEM certificate (chain) for --tls-port."],
         ["tls-key", None, None,
          "PEM private key for --tls-port (default: in the --tls-cert file)."],
+        ["redis", None, None,
+         "Join the cluster of chatd nodes sharing this Redis: "
+         "redis://HOST[:PORT][/DB] (default port 6379, DB 0).", redis_url],
         ["tls-handshake-timeout", None, 30.0,
          "Seconds a TLS connection may take to finish its handshake.",
          seconds("tls-handshake-timeout")],
@@ -122,6 +127,9 @@ class Options(usage.Options):
          "/help and /quit work."],
         ["no-register", None, "Refuse /register (accounts are made elsewhere)."],
         ["no-plain", None, "Do not listen on the plain-text --port."],
+        ["reuse-port", None,
+         "Listen on --port with SO_REUSEPORT, so several nodes on this machine "
+         "share the port (the kernel spreads connections among them)."],
     ]
 
     def __init__(self):
@@ -210,6 +218,14 @@ class Options(usage.Options):
                 raise usage.UsageError(f"{tls_port} needs --tls-cert FILE "
                                        "(and --tls-key FILE)")
             check_certificate(self["tls-cert"], self["tls-key"] or self["tls-cert"])
+        if self["redis"] is not None and self["mode"] == "pair":
+            raise usage.UsageError("--mode pair is one process by design: "
+                                   "it cannot join a --redis cluster")
+        if self["reuse-port"] and not hasattr(socket, "SO_REUSEPORT"):
+            raise usage.UsageError("--reuse-port: this system has no SO_REUSEPORT")
+        if self["reuse-port"] and self["no-plain"]:
+            raise usage.UsageError("--reuse-port applies to --port, which "
+                                   "--no-plain turns off")
         if self["no-plain"] and self["tls-port"] is None and not self["listen"]:
             raise usage.UsageError(
                 "--no-plain leaves nothing to listen on: add --tls-port or --listen")
@@ -242,31 +258,6 @@ class Options(usage.Options):
         )
 
 
-def _dual_stack():
-    """
-    Whether this machine can listen on IPv6 ``::`` (which on Linux, macOS
-    and Windows with Twisted's defaults also accepts IPv4).
-    """
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            s.bind(("::", 0))
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
-def endpoint_description(port, interface):
-    """
-    The ``strports`` description for a port and interface ("" = all).
-    """
-    if not interface:
-        interface = "::" if _dual_stack() else "0.0.0.0"
-    kind = "tcp6" if ":" in interface else "tcp"
-    escaped = interface.replace(":", "\\:")
-    return f"{kind}:{port}:interface={escaped}:backlog={BACKLOG}"
-
-
 def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
     """
     The hub, file store, bans and factory for these options (in pair mode:
@@ -297,10 +288,17 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
                       partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
-    hub = Hub(presence_limit=limits.presence_limit, reserved=reserved, clock=reactor,
-              history=options["history"], store=history,
-              max_rooms=options["max-rooms"],
-              max_rooms_per_user=options["max-rooms-per-user"])
+    hub_options = dict(presence_limit=limits.presence_limit, reserved=reserved,
+                       history=options["history"], store=history,
+                       max_rooms=options["max-rooms"],
+                       max_rooms_per_user=options["max-rooms-per-user"])
+    if options["redis"] is None:
+        hub = Hub(clock=reactor, **hub_options)
+    else:
+        # History and files stay per node (README "Cluster").
+        from chatd.cluster.hub import ClusterHub
+
+        hub = ClusterHub(options["redis"], reactor, **hub_options)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
@@ -339,29 +337,6 @@ def makeHistory(options, reactor, parent):
     return history
 
 
-def listen_descriptions(options):
-    """
-    The strports descriptions to listen on: plain, TLS, then --listen.
-    """
-    descriptions = []
-    if not options["no-plain"]:
-        descriptions.append(endpoint_description(options["port"], options["interface"]))
-    if options["tls-port"] is not None:
-        descriptions.append(tls_endpoint(options, options["tls-port"], options["interface"]))
-    return descriptions + options["listen"]
-
-
-def tls_endpoint(options, port, interface):
-    """
-    The ``ssl:`` description for ``port`` with the --tls-cert/--tls-key
-    certificate, on ``interface`` ("" = all).
-    """
-    from chatd.tls import tls_description
-
-    return tls_description(port, options["tls-cert"], options["tls-key"] or options["tls-cert"],
-                           interface or ("::" if _dual_stack() else ""))
-
-
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
@@ -376,12 +351,16 @@ def makeService(options, reactor=None):
         accounts = makeAccounts(options, reactor, top)
     metrics = makeMetrics(options, reactor, top)
     factory = makeFactory(options, reactor, accounts, metrics, history)
+    if options["redis"] is not None:
+        from chatd.cluster.hub import ClusterService
+
+        ClusterService(factory.hub).setServiceParent(top)
     for description in listen_descriptions(options):
         listener = factory
         if is_tls(description):
             listener = HandshakeFirstFactory(factory, reactor,
                                              options["tls-handshake-timeout"])
-        strports.service(description, listener, reactor=reactor).setServiceParent(top)
+        listening(options, description, listener, reactor).setServiceParent(top)
     web = options.web_descriptions()
     if web:
         from chatd.admission import CountedAtAccept

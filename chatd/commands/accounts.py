@@ -7,7 +7,7 @@ lines keep their order.
 """
 
 from chatd import grammar
-from chatd.commands.registry import collector
+from chatd.commands.registry import collector, when_answered
 from chatd.grammar import ChatError
 
 COMMANDS = []
@@ -66,20 +66,8 @@ def _await(conn, d, done, *args):
     """
     Hold further input until the (threaded) check answers.
     """
-    conn.pause_input("account")
-    d.addCallback(lambda result: conn.connected_now and done(conn, result, *args))
-    d.addErrback(lambda failure: _failed(conn, failure))
-    d.addBoth(lambda _: conn.resume_after("account"))
-
-
-def _failed(conn, failure):
-    if not conn.connected_now:
-        return
-    if failure.check(ChatError):
-        conn.error(failure.value.message)
-    else:
-        conn.log.failure("account command from {name} failed", failure, name=conn.name)
-        conn.error("internal error; please try again")
+    when_answered(conn, d, lambda result: done(conn, result, *args),
+                  hold="account", what="account command")
 
 
 def _logged_in(conn, name, what):

@@ -3,7 +3,7 @@ Chat commands: say, act, rename, private messages, who is online.
 """
 
 from chatd import grammar
-from chatd.commands.registry import collector
+from chatd.commands.registry import collector, when_answered
 from chatd.grammar import ChatError
 
 COMMANDS = []
@@ -22,15 +22,15 @@ def nick(conn, new):
         raise ChatError(f"you are logged in as {conn.name}; "
                         f"/login or /register to be someone else")
     old = conn.name
-    conn.hub.rename(conn, new)
-    conn.log.info("{old} is now {new}", old=old, new=new)
+    when_answered(conn, conn.hub.rename(conn, new),
+                  lambda _: conn.log.info("{old} is now {new}", old=old, new=new))
 
 
 @command("msg", "/msg NAME TEXT       private message to NAME only", speaks=True)
 def msg(conn, arg):
     target, text = grammar.split_target(arg, "/msg NAME TEXT")
-    name = conn.hub.private(conn, target, text)
-    conn.send(grammar.private_to(name, text))
+    when_answered(conn, conn.hub.private(conn, target, text),
+                  lambda name: conn.send(grammar.private_to(name, text)))
 
 
 @command("me", "/me ACTION           say what you are doing", speaks=True)

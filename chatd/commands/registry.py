@@ -10,6 +10,10 @@ state, so a command costs no per-connection object.
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
+from twisted.internet.defer import Deferred
+
+from chatd.grammar import ChatError
+
 
 @dataclass(frozen=True)
 class Command:
@@ -54,3 +58,32 @@ class CommandTable:
     def help_lines(self, conn, section=""):
         return [line for command in self.ordered if command.section == section
                 for line in [command.help_line(conn)] if line]
+
+
+def when_answered(conn, result, done, hold="hub", what="a command"):
+    """
+    ``done(result)`` now, or, when the answer comes later (a ``Deferred``:
+    a cluster hub asking Redis, a password check on a thread), once it
+    comes; until then the connection reads nothing more (paused for
+    ``hold``), so its lines keep their order.  A ``ChatError`` becomes the
+    usual ``!`` line; anything else is logged as ``what`` that failed.
+    """
+    if not isinstance(result, Deferred):
+        done(result)
+        return
+    conn.pause_input(hold)
+
+    def failed(failure):
+        if not conn.connected_now:
+            return
+        if failure.check(ChatError):
+            conn.error(failure.value.message)
+        else:
+            conn.log.failure("{what} from {name} failed", failure, what=what, name=conn.name)
+            conn.error("internal error; please try again")
+
+    # An error raised by ``done`` itself (a refusal after the answer) is
+    # answered too, so the errback comes after the callback, not beside it.
+    result.addCallback(lambda value: conn.connected_now and done(value))
+    result.addErrback(failed)
+    result.addBoth(lambda _: conn.resume_after(hold))

@@ -1,0 +1,12 @@
+"""
+The cluster: chatd nodes that share one chat through Redis.
+
+``config`` parses ``--redis URL``; ``bus`` is the format of what nodes
+publish to each other (and the check of everything read back); ``link``
+keeps the two Redis connections (commands, subscriber) with back-off and a
+bounded outgoing queue; ``names`` holds the Redis side of names, guest
+numbers and node liveness (its Lua in ``scripts``); ``directory`` is this
+node's copy of who is on the other nodes; ``heard`` acts on what the
+other nodes publish; ``hub`` puts them together as
+``ClusterHub``, which stands where ``chatd.hub.Hub`` stands.
+"""

@@ -1,0 +1,122 @@
+"""
+What nodes publish to each other: one JSON object per message, and the
+check every message read back from Redis passes before it is used.
+
+A node publishes only what the grammar already cleaned (names validated,
+text through ``grammar.clean_text``), so a message that is not exactly that
+shape did not come from a chatd node: ``decode`` refuses it with
+``Malformed`` and the node logs and skips it.  No reactor here.
+"""
+
+import json
+import re
+from typing import NamedTuple
+
+from chatd import grammar
+from chatd.grammar import ChatError
+
+VERSION = 2  # 2: lines carry their room (scripts.py writes it too)
+MAX_MESSAGE = 64 * 1024  # bytes; longer than any line a node publishes
+NODE_ID = re.compile(r"[0-9a-f]{8,32}\Z")
+
+# kind -> its fields (besides v, node and kind), each a name or a text.
+KINDS = {
+    "say": ("room", "name", "text"),  # a chat line in a room
+    "act": ("room", "name", "text"),  # a /me action
+    "enter": ("room", "name"),  # /join of a room
+    "part": ("room", "name", "reason"),
+    "topic": ("room", "name", "text"),
+    "join": ("name",),  # connected: online, in the lobby
+    "left": ("name", "reason"),  # disconnected
+    "rename": ("old", "new"),
+    "private": ("to", "name", "text"),  # to: the recipient's name key
+    "sync": (),  # the sender (re-)registered its users: reload the directory
+    "taken": ("to",),  # your user with this name key lost it to another node's
+}
+NAME_FIELDS = frozenset({"name", "old", "new", "to"})
+
+
+class Malformed(ValueError):
+    """
+    A bus message no chatd node would publish; its text says why.
+    """
+
+
+class BusMessage(NamedTuple):
+    node: str  # the node the message is about (its sender, or a dead node)
+    kind: str
+    fields: dict
+
+
+def encode(node, kind, **fields):
+    """
+    The message ``kind`` from ``node``: the fields must be clean already.
+    """
+    assert set(fields) == set(KINDS[kind]), (kind, fields)
+    return json.dumps({"v": VERSION, "node": node, "kind": kind, **fields},
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(raw):
+    """
+    The ``BusMessage`` in ``raw`` (``str`` or ``bytes`` from Redis), or
+    ``Malformed``.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed("not UTF-8")
+    if not isinstance(raw, str):
+        raise Malformed(f"not text but {type(raw).__name__}")
+    if len(raw) > MAX_MESSAGE:
+        raise Malformed(f"longer than {MAX_MESSAGE} characters")
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        raise Malformed("not JSON")
+    if not isinstance(message, dict):
+        raise Malformed("not a JSON object")
+    if type(message.get("v")) is not int or message["v"] != VERSION:  # true == 1
+        raise Malformed(f"version {message.get('v')!r}, not {VERSION}")
+    node, kind = message.get("node"), message.get("kind")
+    if not isinstance(node, str) or not NODE_ID.match(node):
+        raise Malformed("no valid node id")
+    if kind not in KINDS:
+        raise Malformed(f"unknown kind {kind!r}"[:80])
+    expected = KINDS[kind]
+    fields = {k: v for k, v in message.items() if k not in ("v", "node", "kind")}
+    if set(fields) != set(expected):
+        raise Malformed(f"{kind} needs exactly the fields {', '.join(expected) or 'none'}")
+    for field, value in fields.items():
+        _check_field(kind, field, value)
+    return BusMessage(node, kind, fields)
+
+
+def _check_field(kind, field, value):
+    if not isinstance(value, str):
+        raise Malformed(f"{kind}.{field} is not a string")
+    if field == "room":
+        try:
+            ok = grammar.check_room(value) == value
+        except ChatError:
+            ok = False
+        if not ok:
+            raise Malformed(f"{kind}.room is not a room name")
+        return
+    if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:
+        raise Malformed("topic.text is longer than a topic")
+    if field in NAME_FIELDS:
+        try:
+            grammar.check_name(value)
+        except ChatError as e:
+            raise Malformed(f"{kind}.{field} is not a valid name: {e.message}")
+        if field == "to" and value != grammar.name_key(value):
+            raise Malformed(f"{kind}.to is not a name key")
+        return
+    if grammar.clean_text(value) != value:
+        raise Malformed(f"{kind}.{field} has control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Malformed(f"{kind}.{field} has lone surrogates")

@@ -1,0 +1,94 @@
+"""
+What the other nodes publish, as this node acts on it: ``Heard`` is the
+half of ``ClusterHub`` that reads the bus (every message checked by
+``bus.decode`` first; our own skipped, delivered when they were sent).
+"""
+
+from chatd import grammar
+from chatd.cluster import bus
+
+
+class Heard:
+    """
+    A mixin of ``ClusterHub``: ``_received`` is the link's subscriber
+    callback, and each ``_on_KIND`` handles one kind of ``bus`` message.
+    """
+
+    def _received(self, channel, raw):
+        try:
+            message = bus.decode(raw)
+        except bus.Malformed as e:
+            self.skipped += 1
+            self.log.warn("skipped a malformed message on {channel}: {why}",
+                          channel=channel, why=str(e))
+            return
+        if message.node == self.node:
+            return  # our own: delivered here when it was sent
+        try:
+            getattr(self, "_on_" + message.kind)(message.node, **message.fields)
+        except Exception:
+            self.log.failure("bus message {kind} from node {sender} failed",
+                             kind=message.kind, sender=message.node)
+
+    # A line in a room reaches this node's members of it (a room nobody
+    # here is in is not made for it), through the local fan-out, so the
+    # "[#room]" prefix and the current room stay this node's business; it
+    # is kept in the room's history here as if said here.
+    def _in_room(self, name, line, prefixed=True, presence=False):
+        room = self.rooms.get(grammar.room_key(name))
+        if room is None or not len(room) or (presence and not self._announce_presence(room)):
+            return None
+        text = line(room.name)
+        room.broadcast(text, prefixed=prefixed)
+        if not presence:
+            self._keep(room, text)
+        return room
+
+    def _on_say(self, node, room, name, text):
+        self._in_room(room, lambda _: grammar.chat(name, text))
+
+    def _on_act(self, node, room, name, text):
+        self._in_room(room, lambda _: grammar.action(name, text))
+
+    def _on_enter(self, node, room, name):
+        self._in_room(room, lambda r: grammar.room_joined(name, r), False, True)
+
+    def _on_part(self, node, room, name, reason):
+        self._in_room(room, lambda r: grammar.room_left(name, r, reason), False, True)
+
+    def _on_topic(self, node, room, name, text):
+        here = self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
+        if here is not None:
+            here.topic = text
+            if self.store is not None and self.keep:
+                self.store.set_topic(here.key, here.name, text)
+
+    # Connections, departures and renames are told in the lobby; a
+    # departure or rename even if the directory did not know the user (a
+    # reload may have raced it): each is published exactly once.
+    def _online(self, line, change, node, *names):
+        self.remote.change(change, node, *names)
+        if self._announce_presence(self.lobby):
+            self.lobby.broadcast(line, prefixed=False)
+
+    def _on_join(self, node, name):
+        self._online(grammar.joined(name), "add", node, name)
+
+    def _on_left(self, node, name, reason):
+        self._online(grammar.left(name, reason), "remove", node, name)
+
+    def _on_rename(self, node, old, new):
+        self._online(grammar.renamed(old, new), "rename", node, old, new)
+
+    def _on_private(self, node, to, name, text):
+        client = self.users.get(to)
+        if client is not None:
+            self._deliver_to(client, grammar.private_from(name, text))
+
+    def _on_sync(self, node):
+        self._reload().addErrback(lambda f: None)
+
+    def _on_taken(self, node, to):
+        client = self.users.get(to)
+        if client is not None:
+            self._lose_name(client, client.name)

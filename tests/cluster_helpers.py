@@ -1,0 +1,60 @@
+"""
+Users spread over several nodes of a cluster, and reading what they see.
+"""
+
+import socket
+import time
+
+
+def who(client):
+    """
+    The names ``/who`` lists for ``client`` (lines before the answer are
+    skipped).
+    """
+    client.say("/who")
+    line = client.expect("- online (")
+    listed = line.split(": ", 1)[1] if ": " in line else ""
+    return sorted(n for n in listed.split(", ") if n)
+
+
+def settle(clients, timeout=10):
+    """
+    Read what is already sent to each client, up to a ``/who`` that lists
+    exactly these clients, on every node.
+    """
+    expected = sorted(c.name for c in clients)
+    for c in clients:
+        deadline = time.monotonic() + timeout
+        while who(c) != expected:
+            assert time.monotonic() < deadline, (c.name, who(c), expected)
+            time.sleep(0.05)
+
+
+def users(*placed):
+    """
+    ``users((node, "alice"), (node2, None), ...)``: one client per pair,
+    renamed (``None``: stays a guest), all settled.
+    """
+    clients = []
+    for node, name in placed:
+        c = node.client()
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if name:
+            c.nick(name)
+        clients.append(c)
+    settle(clients)
+    return clients
+
+
+def lines_until(client, marker):
+    """
+    Every line ``client`` gets before (and not including) ``marker``: say
+    ``/who`` first to bound what arrived.
+    """
+    client.say("/who")
+    out = []
+    while True:
+        line = client.line()
+        if line.startswith(marker):
+            return out
+        out.append(line)
