@@ -133,11 +133,13 @@ def test_mute_refuses_lines_but_they_still_read(make_daemon):
     assert boss.expect("- muted") == "- muted loud for 10m"
     assert loud.expect("*** you were muted") == \
         "*** you were muted by boss for 10m; you can still read"
-    for line in ("hello", "/me waves", "/msg boss psst"):
+    for line in ("hello", "/me waves", "/msg boss psst", "/topic #lobby shouting"):
         loud.say(line)
         assert loud.expect("! ") == "! you are muted for 10m more; you can still read"
     loud.say("/who")
     assert loud.expect("- online (")
+    loud.say("/topic")  # reading a topic is not speaking
+    assert loud.expect("- no topic") == "- no topic for #lobby"
     boss.say("still reading?")
     assert loud.expect("<boss>") == "<boss> still reading?"
     boss.say("/unmute loud")

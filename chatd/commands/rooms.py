@@ -3,6 +3,7 @@ Room commands: join, part, list rooms, topics, history on demand.
 """
 
 from chatd import grammar
+from chatd.commands.operators import check_voice
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
 
@@ -46,6 +47,8 @@ def rooms(conn, arg):
 @command("topic", "/topic [ROOM] [TEXT]  show or set the topic of a room")
 def topic(conn, arg):
     room, text = _room_first(conn, arg)
+    if text:
+        check_voice(conn)  # setting a topic speaks to the room; reading it does not
     conn.hub.topic(conn, room, text or None)
 
 
