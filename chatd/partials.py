@@ -83,17 +83,26 @@ class Partials:
         Returns whether it was kept.
         """
         key = (size, sha256)
-        self._claimed.discard(key)
         target = self.path(size, sha256)
+        if temp == target:  # the resumer's own part, cut off again
+            self._claimed.discard(key)
+        elif key in self._claimed:  # being resumed: its file is the target
+            _remove(temp)
+            return False
         old = self._kept.get(key)
         if temp != target and (not held or (old is not None and old[0] >= held)):
             _remove(temp)
             return False
         if old is not None:
             _cancel(self._kept.pop(key)[2])
-        if temp != target:
-            os.replace(temp, target)
-        os.utime(target)
+        try:
+            if temp != target:
+                os.replace(temp, target)
+            os.utime(target)
+        except OSError as e:
+            self.log.warn("could not keep a partial upload: {error}", error=e)
+            _remove(temp)
+            return False
         self._hold(key, held, self.window)
         self._bound()
         return key in self._kept

@@ -78,3 +78,29 @@ def test_restart_sweep_keeps_fresh_parts_only(tmp_path):
     assert kept(directory) == [f"{A}-100.part"]
     clock.advance(600)  # its window ran from its modification time
     assert kept(directory) == []
+
+
+def test_another_cut_upload_never_replaces_the_part_being_resumed(tmp_path):
+    """
+    While one connection resumes a part (its file is the kept path), a plain
+    upload of the same file cut off elsewhere is dropped, not renamed over
+    the resumer's bytes; the claim stays the resumer's.
+    """
+    clock = task.Clock()
+    partials = Partials(FilePath(str(tmp_path / "partial")), 600, 10**6, clock)
+    partials.keep(100, A, temp(tmp_path, "t1", 40), 40)
+    path, held = partials.claim(100, A)
+    assert not partials.keep(100, A, temp(tmp_path, "other", 70), 70)
+    assert not os.path.exists(tmp_path / "other")
+    assert os.path.getsize(path) == 40  # still the resumer's own bytes
+    assert partials.claim(100, A) is None  # still claimed
+
+
+def test_a_part_that_cannot_be_kept_is_removed_not_raised(tmp_path):
+    clock = task.Clock()
+    partials = Partials(FilePath(str(tmp_path / "partial")), 600, 10**6, clock)
+    (tmp_path / "partial").rmdir() if (tmp_path / "partial").exists() else None
+    (tmp_path / "partial").write_text("not a directory")  # the rename fails
+    source = temp(tmp_path, "t1", 40)
+    assert not partials.keep(100, A, source, 40)
+    assert not os.path.exists(source)
