@@ -26,6 +26,7 @@ def test_same_origin_by_default():
     assert not origin_allowed("null", "chat.lan:8080", frozenset())
     assert not origin_allowed("http://chat.lan:8080", "", frozenset())
     assert origin_allowed(None, "chat.lan:8080", frozenset())  # not a browser
+    assert not origin_allowed("http://[::1", "chat.lan:8080", frozenset())  # malformed
 
 
 def test_listed_origins():

@@ -37,4 +37,8 @@ def origin_allowed(origin, host, allowed):
     origin = origin.strip().lower()
     if "*" in allowed or origin in allowed:
         return True
-    return bool(host) and urlsplit(origin).netloc == host.strip().lower()
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # a malformed Origin is nobody's page: refused (403)
+        return False
+    return bool(host) and netloc == host.strip().lower()
