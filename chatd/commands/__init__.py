@@ -40,7 +40,7 @@ def help(conn, topic):
 @command("quit", "/quit [REASON]       leave", before_login=True)
 def quit(conn, reason):
     conn.send(grammar.notice("bye"))
-    conn.leave(reason)
+    conn.leave(operators.unless_muted(conn, reason))
     conn.log.info("{name} quit", name=conn.name)
     conn.close_when_sent()
 

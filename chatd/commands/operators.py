@@ -57,6 +57,8 @@ def _duration(rest):
     try:
         return grammar.parse_duration(first), after.strip()
     except ValueError:
+        if first[:1].isdigit():  # meant as a duration: never read as "forever"
+            raise ChatError(f"bad duration: {first} (like 90s, 10m, 2h, 7d, 1w)")
         return None, rest
 
 
@@ -216,6 +218,14 @@ def wall(conn, text):
     log.info("operator {operator} sent a wall notice", operator=conn.account,
              action="wall")
     conn.hub.notify(f"notice from {conn.name}: {text}")
+
+
+def unless_muted(conn, text):
+    """
+    ``text`` (a /part or /quit reason others will read), or "" from a muted
+    connection: leaving always works, speaking while leaving does not.
+    """
+    return "" if conn.factory.mutes.muted(conn) is not None else text
 
 
 def check_voice(conn):

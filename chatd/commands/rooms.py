@@ -3,7 +3,7 @@ Room commands: join, part, list rooms, topics, history on demand.
 """
 
 from chatd import grammar
-from chatd.commands.operators import check_voice
+from chatd.commands.operators import check_voice, unless_muted
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
 
@@ -36,7 +36,7 @@ def join(conn, arg):
 @command("part", "/part [ROOM] [REASON]  leave ROOM (default: the current one)")
 def part(conn, arg):
     room, reason = _room_first(conn, arg)
-    conn.hub.part(conn, room, reason)
+    conn.hub.part(conn, room, unless_muted(conn, reason))
 
 
 @command("rooms", "/rooms               the rooms, most members first")

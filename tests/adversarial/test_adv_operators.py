@@ -41,7 +41,10 @@ def test_malformed_operator_commands_each_get_one_clear_line(make_daemon):
         "/ban 0.0.0.0/0": "! 0.0.0.0/0 covers you; not banned",
         "/ban 127.0.0.1": "! 127.0.0.1 covers you; not banned",
         "/ban BOSS": "! BOSS covers you; not banned",
-        "/mute target 0m": "! usage: /mute NAME [DURATION]",
+        "/mute target 0m": "! bad duration: 0m (like 90s, 10m, 2h, 7d, 1w)",
+        # A mistyped duration is refused, never a ban forever with it as reason.
+        "/ban target 10x spam": "! bad duration: 10x (like 90s, 10m, 2h, 7d, 1w)",
+        "/ban target 0": "! bad duration: 0 (like 90s, 10m, 2h, 7d, 1w)",
         "/mute target 10m extra words": "! usage: /mute NAME [DURATION]",
         "/mute target -5m": "! usage: /mute NAME [DURATION]",
         "/mute nobody": "! no such user: nobody",
@@ -102,6 +105,25 @@ def test_a_muted_guest_cannot_speak_by_renaming(make_daemon):
     assert pest.expect("! ") == "! you are muted; you can still read"
     pest.say("//also slashed")
     assert pest.expect("! ") == "! you are muted; you can still read"
+
+
+def test_a_muted_user_leaves_without_a_word(make_daemon):
+    """
+    /part and /quit still work for a muted user, but their REASON, which
+    others would read, is dropped: leaving is not a way to speak.
+    """
+    d = make_daemon(*CHEAP)
+    boss = _operator(d)
+    pest = AdvClient(d.port)
+    pest.nick("pest")
+    assert _answer(boss, "/mute pest").startswith("- muted pest forever")
+    for c in (boss, pest):
+        c.say("/join #r")
+        c.expect("*** you are in #r")
+    pest.say("/part #r buy cheap stuff")
+    assert boss.expect("*** pest left #r") == "*** pest left #r"
+    pest.say("/quit more spam")
+    assert boss.expect("*** pest left") == "*** pest left"
 
 
 def test_a_network_ban_refuses_every_address_in_it(make_daemon):
