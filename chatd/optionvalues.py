@@ -9,14 +9,16 @@ from twisted.python import usage
 from chatd import grammar
 
 
-def port_number(value):
-    try:
-        port = int(value)
-    except ValueError:
-        raise usage.UsageError(f"--port must be a number from 0 to 65535, not {value!r}")
-    if not 0 <= port <= 65535:
-        raise usage.UsageError(f"--port must be from 0 to 65535, not {port}")
-    return port
+def port_number(option):
+    def coerce(value):
+        try:
+            port = int(value)
+        except ValueError:
+            raise usage.UsageError(f"--{option} must be a number from 0 to 65535, not {value!r}")
+        if not 0 <= port <= 65535:
+            raise usage.UsageError(f"--{option} must be from 0 to 65535, not {port}")
+        return port
+    return coerce
 
 
 def count(option, minimum=0):

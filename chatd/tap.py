@@ -25,7 +25,7 @@ class Options(usage.Options):
                 "Join with `nc HOST PORT` or `telnet HOST PORT`.")
 
     optParameters = [
-        ["port", "p", DEFAULT_PORT, "TCP port to listen on.", port_number],
+        ["port", "p", DEFAULT_PORT, "TCP port to listen on.", port_number("port")],
         ["interface", "i", "",
          "Address to listen on (default: all interfaces, IPv4 and IPv6; "
          "127.0.0.1 for this machine only)."],
@@ -89,7 +89,7 @@ class Options(usage.Options):
         ["hash-memory", None, "64M",
          "Memory each password hash uses (argon2id; bytes, or with a K/M "
          "suffix): less is faster and weaker.", size("hash-memory")],
-        ["tls-port", None, None, "Also listen for TLS on this port.", port_number],
+        ["tls-port", None, None, "Also listen for TLS on this port.", port_number("tls-port")],
         ["tls-cert", None, None, "PEM certificate (chain) for --tls-port."],
         ["tls-key", None, None,
          "PEM private key for --tls-port (default: in the --tls-cert file)."],
@@ -101,14 +101,14 @@ class Options(usage.Options):
          seconds("tls-handshake-timeout")],
         # --- the web client (chatd/web) ---
         ["web-port", None, None,
-         "Serve the web client (page, WebSocket, files) on this HTTP port.", port_number],
+         "Serve the web client (page, WebSocket, files) on this HTTP port.", port_number("web-port")],
         ["web-tls-port", None, None,
          "Serve the web client over https/wss on this port, with --tls-cert "
-         "and --tls-key.", port_number],
+         "and --tls-key.", port_number("web-tls-port")],
         ["web-interface", None, "",
          "Address for --web-port and --web-tls-port (default: all interfaces)."],
         ["metrics-port", None, None,
-         "Serve Prometheus metrics (GET /metrics) on this port.", port_number],
+         "Serve Prometheus metrics (GET /metrics) on this port.", port_number("metrics-port")],
         ["metrics-interface", None, "127.0.0.1",
          "Address for --metrics-port (default: this machine only)."],
         ["shutdown-grace", None, 10.0,

@@ -65,7 +65,7 @@ def test_web_options():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--web-port", "70000"], "--port must be from 0 to 65535"),
+    (["--web-port", "70000"], "--web-port must be from 0 to 65535"),
     (["--web-interface", "127.0.0.1"], "need --web-port, --web-tls-port or --web-listen"),
     (["--web-origin", "*"], "need --web-port, --web-tls-port or --web-listen"),
     (["--web-tls-port", "8443"], "--web-tls-port needs --tls-cert"),
