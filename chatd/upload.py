@@ -126,7 +126,7 @@ class Upload(IncomingFile):
         step = defer.DeferredList(
             [self.store.blocking(self._hash_chunks, chunks),
              self.store.blocking(self._write_chunks, chunks)],
-            fireOnOneErrback=True, consumeErrors=True)
+            consumeErrors=True)  # both finish before a failure closes the file
         self._step = step
         step.addBoth(self._step_done, sum(len(c) for c in chunks))
 
@@ -141,8 +141,8 @@ class Upload(IncomingFile):
     def _step_done(self, result, size):
         self._step = None
         self._pending -= size
-        if isinstance(result, Failure) and result.check(defer.FirstError):
-            result = result.value.subFailure
+        if isinstance(result, list):  # the two workers': the first failure, if any
+            result = next((outcome for ok, outcome in result if not ok), None)
         if isinstance(result, Failure) and self.error is None:
             self.error = result.value if result.check(OSError) else \
                 OSError(f"internal error: {result.getErrorMessage()}")
