@@ -286,7 +286,9 @@ def main(argv=None):
         try:
             tls = tls_options(options.host, options.ca)
         except Exception as e:
-            sys.exit(f"chatd-client: --ca {options.ca}: not a usable PEM certificate ({e})")
+            what = f"--ca {options.ca}: not a usable PEM certificate" if options.ca \
+                else f"--tls to {options.host}: cannot set up TLS"
+            sys.exit(f"chatd-client: {what} ({e})")
     from twisted.internet import reactor
 
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"

@@ -234,3 +234,15 @@ def test_downloads_over_tls_take_the_chunked_path_from_any_offset(make_daemon, c
     assert secure.read_exact(len(data) - 1000001, timeout=20) == data[1000001:]
     secure.say("/who")
     assert secure.line().startswith("- online (")
+
+
+def test_a_host_tls_cannot_check_is_named_not_a_missing_ca(tmp_path):
+    """
+    With no --ca, a TLS set-up failure names the host, not "--ca None".
+    """
+    result = subprocess.run([CLIENT, "--host", "bad host::", "--tls"], capture_output=True,
+                            timeout=30, cwd=tmp_path, input=b"")
+    err = result.stderr.decode()
+    assert result.returncode != 0
+    assert err.startswith("chatd-client: --tls to bad host::: cannot set up TLS"), err
+    assert "--ca" not in err and "Traceback" not in err
