@@ -30,7 +30,7 @@ from chatd.cluster import bus
 from chatd.cluster.directory import RemoteUsers
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
-from chatd.cluster.names import ClusterNames, GuestNumbers, Heartbeat
+from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.scripts import Keys
 from chatd.grammar import LOBBY, ChatError
 from chatd.hub import Hub
@@ -39,7 +39,6 @@ LINK_LOST = "cluster link lost: only this node's users get your lines until it i
 LINK_RESTORED = "cluster link restored"
 NODE_LOST = "server lost"  # the departure reason of a dead node's users
 NODE_STOPPED = "server stopped"
-LOGGED_IN = -1  # the claim time of a logged-in name: it wins every clash
 
 
 class RemoteUser:
@@ -70,6 +69,7 @@ class ClusterHub(Heard, Hub):
         self._told_lost = False
         self._stopping = False
         self._registered = []  # Deferreds waiting for the next registration
+        self.accounts = None  # the RedisAccountStore attached, if any
 
     # --- life -------------------------------------------------------------
 
@@ -96,6 +96,8 @@ class ClusterHub(Heard, Hub):
         self.log.info("cluster link up: node {node}, {users} users here",
                       node=self.node, users=len(self.users))
         self.guests.top_up()
+        if self.accounts is not None:
+            self.accounts.link_up()
         d = self.registry.heartbeat()
         d.addCallback(lambda _: self._register())
         d.addErrback(lambda f: self.log.failure(
@@ -327,8 +329,8 @@ class ClusterHub(Heard, Hub):
         """
         name = client.name
         self._since[grammar.name_key(name)] = since
-        if since == LOGGED_IN:
-            d = self.registry.register([(name, since)], self.guests.highest)
+        if since == LOGGED_IN:  # a login now: the older session anywhere goes
+            d = self.registry.register([(name, LOGIN_NOW)], self.guests.highest)
             d.addCallback(lambda lost: not lost)
         else:
             d = self.registry.claim(name, since)
@@ -337,10 +339,14 @@ class ClusterHub(Heard, Hub):
 
     def _lose_name(self, client, name):
         """
-        Another node holds ``name``: its local holder becomes a fresh guest.
+        Another node holds ``name``: its local holder becomes a fresh guest
+        (or, logged in to it, is closed: its account logged in elsewhere).
         """
         key = grammar.name_key(name)
         if client is None or self.users.get(key) is not client:
+            return
+        if getattr(client, "account", None) == key:
+            client.logged_in_elsewhere()
             return
         old, guest = client.name, self._guest_name()
         self._since.pop(key, None)
