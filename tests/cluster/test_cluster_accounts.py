@@ -3,10 +3,12 @@ Accounts and lock-outs shared across nodes: real ``twistd`` nodes over a
 real ``redis-server``, loopback clients.
 """
 
+import subprocess
 import threading
 
 from cluster_helpers import settle
 from daemon import Client
+from loopback import ADMIN
 
 CHEAP = ("--hash-memory", "8K")
 
@@ -127,25 +129,28 @@ def test_a_registered_name_is_protected_on_every_node(redis, make_node):
 
 
 def test_operators_made_with_chatd_admin_redis(redis, make_node):
-    from chatd import admin
-    import io
-
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
     alice = a.client()
     register(alice, "alice")
     alice.say("/wall hello")
     assert alice.expect("!") == "! operators only"
-    out = io.StringIO()
-    options = admin.Options()
-    options.parseOptions(["--redis", redis.url, "make-operator", "Alice"])
-    assert admin.run(options, out) == 0
-    assert out.getvalue() == "alice is now an operator\n"
-    op = b.client()
-    op.say("/login alice secret1")
-    op.expect("*** logged in")
-    op.say("/wall hello")
-    assert op.expect(lambda l: "hello" in l)
-    options.parseOptions(["--redis", redis.url, "make-operator", "nobody"])
-    out = io.StringIO()
-    assert admin.run(options, out) == 1
-    assert out.getvalue() == "chatd-admin: no account called nobody\n"
+    made = admin("make-operator", "Alice", redis=redis)
+    assert (made.returncode, made.stdout) == (0, "alice is now an operator\n")
+    alice.say("/wall hello")  # asked of Redis at each operator command
+    assert alice.expect(lambda l: "hello" in l) == "*** notice from alice: hello"
+    on_b = b.client()  # and on every node
+    on_b.say("/login alice secret1")
+    on_b.expect("*** logged in")
+    on_b.say("/wall hi")
+    assert on_b.expect(lambda l: "hi" in l) == "*** notice from alice: hi"
+    missing = admin("make-operator", "nobody", redis=redis)
+    assert (missing.returncode, missing.stdout) == (1, "chatd-admin: no account called nobody\n")
+    revoked = admin("revoke-operator", "alice", redis=redis)
+    assert revoked.stdout == "alice is no longer an operator\n"
+    on_b.say("/wall again")
+    assert on_b.expect("!") == "! operators only"
+
+
+def admin(*args, redis):
+    return subprocess.run([ADMIN, "--redis", redis.url, *args],
+                          capture_output=True, text=True, timeout=30)
