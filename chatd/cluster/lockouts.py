@@ -63,14 +63,14 @@ class RedisLoginLimiter:
 
     def end(self, token, failed):
         """
-        The attempt is over: a failure counts on both subjects.  Never
-        fails (an attempt whose end is lost stops counting as in flight
-        when its window passes).
+        The attempt is over: a failure counts on both subjects.  A
+        ``Deferred`` that never fails (an attempt whose end is lost stops
+        counting as in flight when its window passes).
         """
         if failed:
             self.failures_total += 1
         d = self.store.eval(scripts.END, self._keys(token), repr(self.clock.seconds()),
                             token[0], int(bool(failed)), int(self.window + 0.999),
                             self.failures)
-        d.addErrback(lambda f: self.log.warn(
+        return d.addErrback(lambda f: self.log.warn(
             "a login's end was not counted in redis: {why}", why=f.getErrorMessage()))
