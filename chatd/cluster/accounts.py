@@ -104,6 +104,7 @@ class RedisAccountStore:
                 and password_hash):
             self.log.warn("account record for {key} in redis is malformed", key=key)
             raise damaged(key)
+        self._keys.add(key)
         return name, password_hash
 
     def create(self, name, password_hash):
@@ -114,9 +115,9 @@ class RedisAccountStore:
                       key, name, password_hash, repr(time.time()), message)
 
         def made(answer):
+            self._keys.add(key)  # ours, or another node's (its message may be on its way)
             if int(answer) != 1:
                 raise AccountExists(name)
-            self._keys.add(key)
         return d.addCallback(made)
 
     def set_hash(self, key, password_hash):

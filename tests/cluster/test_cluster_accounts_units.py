@@ -110,7 +110,7 @@ def test_two_stores_racing_to_create_one_name_one_wins(stores):
         consumeErrors=True)
     assert sorted(ok for ok, _ in results) == [False, True]
     assert [r for ok, r in results if not ok][0].check(AccountExists)
-    # Both know it at once: the winner from its reply, the other from the bus.
+    # Both know it at once, from the answer each got.
     assert s1.registered("winner") and s2.registered("winner")
     assert (yield s2.get("winner"))[1] in ("$argon2id$one", "$argon2id$two")
     assert (yield s1.get("nobody")) is None
