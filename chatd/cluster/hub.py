@@ -351,9 +351,9 @@ class ClusterHub(Heard, Hub):
         old, guest = client.name, self._guest_name()
         self._since.pop(key, None)
         self._apply_rename(client, guest)
-        self._deliver_to(client, grammar.notice(
-            f"{old} is taken by a user on another server of this chat; "
-            f"you are now {guest}"))
+        why = ("is a registered name and its owner logged in" if self.reserved(key)
+               else "is taken by a user on another server of this chat")
+        self._deliver_to(client, grammar.notice(f"{old} {why}; you are now {guest}"))
         self._publish("rename", old=old, new=guest)
         self._hold(client, self.clock.seconds())
 

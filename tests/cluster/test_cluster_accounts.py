@@ -128,6 +128,17 @@ def test_a_registered_name_is_protected_on_every_node(redis, make_node):
     assert carol.expect("!").startswith("! alice is a registered name")
 
 
+def test_registering_a_name_a_guest_holds_on_another_node_moves_it_aside(redis, make_node):
+    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
+    alice, holder = a.client(), b.client()
+    holder.nick("alice")
+    alice.say("/register alice secret1")
+    assert alice.expect("*** registered") == "*** registered and logged in as alice"
+    notice = holder.expect(lambda l: "registered name" in l)
+    assert notice.startswith("*** alice is a registered name and its owner logged in; "
+                             "you are now guest")
+
+
 def test_operators_made_with_chatd_admin_redis(redis, make_node):
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
     alice = a.client()
