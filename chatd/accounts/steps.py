@@ -24,30 +24,39 @@ def storing(f, *args):
     return STORING, f, args
 
 
-def _advance(steps, value, error):
+def _drive(steps, call):
     """
-    The next step of ``steps`` after ``value`` (or ``error`` thrown in);
-    ``StopIteration`` carries the result.
+    A generator running ``steps``: it yields ``call(kind, f, args)`` for
+    each step and takes the outcome back (a value, or an exception thrown
+    in), so ``run_blocking`` or ``inlineCallbacks`` can drive it.
     """
-    if error is not None:
-        return steps.throw(error)
-    return steps.send(value)
+    value, error = None, None
+    while True:
+        try:
+            kind, f, args = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return done.value
+        try:
+            value, error = (yield call(kind, f, args)), None
+        except Exception as e:
+            value, error = None, e
+
+
+def _now(kind, f, args):
+    return f(*args)
 
 
 def run_blocking(steps):
     """
     Every step of ``steps`` in this (worker) thread; the result.
     """
-    value, error = None, None
-    while True:
-        try:
-            _, f, args = _advance(steps, value, error)
-        except StopIteration as done:
-            return done.value
-        try:
-            value, error = f(*args), None
-        except Exception as e:
-            value, error = None, e
+    driver = _drive(steps, _now)
+    value = None
+    try:
+        while True:
+            value = driver.send(value)
+    except StopIteration as done:
+        return done.value
 
 
 class Steps:
@@ -66,7 +75,7 @@ class Steps:
         """
         if self.store.blocking:
             return self.run(run_blocking, make(*args))
-        return self._on_reactor(make(*args))
+        return defer.inlineCallbacks(_drive)(make(*args), self._on_reactor)
 
     def store_call(self, f, *args):
         """
@@ -76,19 +85,7 @@ class Steps:
             return self.run(f, *args)
         return defer.maybeDeferred(f, *args)
 
-    @defer.inlineCallbacks
-    def _on_reactor(self, steps):
-        value, error = None, None
-        while True:
-            try:
-                kind, f, args = _advance(steps, value, error)
-            except StopIteration as done:
-                return done.value
-            try:
-                if kind == HASHING:
-                    value = yield self.run(f, *args)
-                else:
-                    value = yield defer.maybeDeferred(f, *args)
-                error = None
-            except Exception as e:
-                value, error = None, e
+    def _on_reactor(self, kind, f, args):
+        if kind == HASHING:
+            return self.run(f, *args)
+        return defer.maybeDeferred(f, *args)

@@ -10,18 +10,13 @@ import json
 import pytest
 
 from daemon import Client
+from loopback import register
 from redis_server import make_node, own_redis, redis, session_redis, wait_for  # noqa: F401
 
 CHEAP = ("--hash-memory", "8K")
 LOBBY = "chatd:0:room:lobby"
 FORGED_NODE = "deadbeefdeadbeef"
 REPAIR = "! an account record cannot be read; an operator must repair it"
-
-
-def register(client, name, password="secret1"):
-    client.say(f"/register {name} {password}")
-    assert client.expect("*** registered") == f"*** registered and logged in as {name}"
-    client.name = name
 
 
 def no_traceback(*nodes):

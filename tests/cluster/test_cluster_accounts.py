@@ -8,23 +8,33 @@ import threading
 
 from cluster_helpers import settle
 from daemon import Client
-from loopback import ADMIN
+from loopback import ADMIN, register
 
 CHEAP = ("--hash-memory", "8K")
 
 
-def register(client, name, password="secret1"):
-    client.say(f"/register {name} {password}")
-    assert client.expect("*** registered") == f"*** registered and logged in as {name}"
-    client.name = name
-
-
-def test_register_on_one_node_log_in_on_another(redis, make_node, tmp_path):
+def with_alice(redis, make_node):
+    """
+    Two nodes, and alice registered on the first.
+    """
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
     alice = a.client()
     register(alice, "alice")
+    return a, b, alice
+
+
+def registered_and_gone(redis, make_node):
+    """
+    Two nodes, after alice registered on the first and quit.
+    """
+    a, b, alice = with_alice(redis, make_node)
     alice.say("/quit")
     alice.expect("*** bye")
+    return a, b
+
+
+def test_register_on_one_node_log_in_on_another(redis, make_node, tmp_path):
+    a, b = registered_and_gone(redis, make_node)
     again = b.client()
     again.say("/login Alice secret1")
     assert again.expect("*** logged in") == "*** logged in as alice"
@@ -36,9 +46,7 @@ def test_register_on_one_node_log_in_on_another(redis, make_node, tmp_path):
 
 
 def test_password_change_on_one_node_holds_on_another(redis, make_node):
-    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    alice = a.client()
-    register(alice, "alice")
+    a, b, alice = with_alice(redis, make_node)
     alice.say("/password secret1 better22")
     assert alice.expect("*** password") == "*** password changed"
     late = b.client()
@@ -111,11 +119,7 @@ def test_two_nodes_racing_to_register_one_name_one_wins(redis, make_node):
 
 
 def test_a_registered_name_is_protected_on_every_node(redis, make_node):
-    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    alice = a.client()
-    register(alice, "alice")
-    alice.say("/quit")
-    alice.expect("*** bye")
+    a, b = registered_and_gone(redis, make_node)
     bob = b.client()
     bob.say("/nick alice")
     assert bob.expect("!") == "! alice is a registered name (/login alice PASSWORD if it is yours)"
@@ -140,9 +144,7 @@ def test_registering_a_name_a_guest_holds_on_another_node_moves_it_aside(redis, 
 
 
 def test_operators_made_with_chatd_admin_redis(redis, make_node):
-    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    alice = a.client()
-    register(alice, "alice")
+    a, b, alice = with_alice(redis, make_node)
     alice.say("/wall hello")
     assert alice.expect("!") == "! operators only"
     made = admin("make-operator", "Alice", redis=redis)
