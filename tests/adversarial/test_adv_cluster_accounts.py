@@ -6,11 +6,12 @@ answer (never a traceback), and the nodes keep working.
 """
 
 import json
+import subprocess
 
 import pytest
 
 from daemon import Client
-from loopback import register
+from loopback import ADMIN, register
 from redis_server import make_node, own_redis, redis, session_redis, wait_for  # noqa: F401
 
 CHEAP = ("--hash-memory", "8K")
@@ -121,3 +122,21 @@ def test_hostile_account_commands_never_reach_redis(redis, make_node, line, answ
     assert eve.expect("!") == answer
     assert redis.cli("KEYS", "chatd:0:account*") == ""
     no_traceback(node)
+
+
+def test_chatd_admin_redis_refusals_are_one_line(redis):
+    from daemon import free_port
+
+    nobody = subprocess.run([ADMIN, "--redis", f"redis://127.0.0.1:{free_port()}/0",
+                             "make-operator", "alice"], capture_output=True, text=True,
+                            timeout=60)
+    assert nobody.returncode == 1 and nobody.stdout.startswith("chatd-admin: redis at ")
+    redis.command("SET", "chatd:0:account:alice", "junk")
+    junk = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", "alice"],
+                          capture_output=True, text=True, timeout=60)
+    assert junk.returncode == 1 and "WRONGTYPE" in junk.stdout
+    for done in (nobody, junk):
+        assert len(done.stdout.splitlines()) == 1 and "Traceback" not in done.stderr
+    bad = subprocess.run([ADMIN, "--redis", "redis://h/x", "make-operator", "alice"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "database must be a number" in bad.stderr
