@@ -79,8 +79,8 @@ def test_wrong_passwords_on_alternating_nodes_lock_out_as_on_one(redis, make_nod
 
 
 def test_login_on_one_node_closes_the_session_on_another(redis, make_node):
-    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    old, watcher = a.client(), a.client()
+    a, b, c = (make_node(redis, *CHEAP) for _ in range(3))
+    old, watcher, elsewhere = a.client(), a.client(), c.client()
     register(old, "alice")
     new = b.client()
     new.say("/login alice secret1")
@@ -90,9 +90,10 @@ def test_login_on_one_node_closes_the_session_on_another(redis, make_node):
         "*** alice logged in from another connection; closing this one"
     assert old.closed()
     assert watcher.expect("*** alice left") == "*** alice left (logged in elsewhere)"
-    settle([watcher, new])
+    assert elsewhere.expect("*** alice left") == "*** alice left (logged in elsewhere)"
+    settle([watcher, new, elsewhere])  # alice is listed once, on the node she is on
     new.say("still me")
-    assert watcher.expect("<alice>") == "<alice> still me"
+    assert watcher.expect("<alice>") == elsewhere.expect("<alice>") == "<alice> still me"
 
 
 def test_two_nodes_racing_to_register_one_name_one_wins(redis, make_node):
