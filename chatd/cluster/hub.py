@@ -32,6 +32,7 @@ from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.scripts import Keys
+from chatd.cluster.takeover import TakeOver
 from chatd.grammar import LOBBY, ChatError
 from chatd.hub import Hub
 
@@ -50,7 +51,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(Heard, Hub):
+class ClusterHub(TakeOver, Heard, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -70,6 +71,7 @@ class ClusterHub(Heard, Hub):
         self._stopping = False
         self._registered = []  # Deferreds waiting for the next registration
         self.accounts = None  # the RedisAccountStore attached, if any
+        self._making_way = {}  # name key -> logins waiting for its holder (TakeOver)
 
     # --- life -------------------------------------------------------------
 

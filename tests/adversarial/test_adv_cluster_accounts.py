@@ -140,3 +140,18 @@ def test_chatd_admin_redis_refusals_are_one_line(redis):
     bad = subprocess.run([ADMIN, "--redis", "redis://h/x", "make-operator", "alice"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "database must be a number" in bad.stderr
+
+
+def test_a_login_whose_old_node_is_dead_still_goes_through(redis, make_node):
+    a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
+    watcher, alice = b.client(), a.client()
+    register(alice, "alice")
+    # Her rename reached b: its directory has her on a.
+    watcher.expect(lambda l: l.endswith("is now known as alice"))
+    a.kill9()
+    new = b.client()
+    new.say("/login alice secret1")  # a never lets go: the login waits, then takes it
+    assert new.expect("*** logged", timeout=10) == "*** logged in as alice"
+    watcher.say("/msg alice are you there")
+    assert new.expect("[private]") == f"[private] <{watcher.name}> are you there"
+    no_traceback(b)

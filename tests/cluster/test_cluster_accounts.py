@@ -83,14 +83,19 @@ def test_login_on_one_node_closes_the_session_on_another(redis, make_node):
     old, watcher, elsewhere = a.client(), a.client(), c.client()
     register(old, "alice")
     new = b.client()
+    guest = new.name
+    settle([old, watcher, elsewhere, new])
     new.say("/login alice secret1")
     assert new.expect("*** logged") == "*** logged in as alice"
     new.name = "alice"
     assert old.expect(lambda l: "another connection" in l) == \
         "*** alice logged in from another connection; closing this one"
     assert old.closed()
-    assert watcher.expect("*** alice left") == "*** alice left (logged in elsewhere)"
-    assert elsewhere.expect("*** alice left") == "*** alice left (logged in elsewhere)"
+    # Everyone sees what one node shows: the old session goes, then the
+    # new one takes the name.
+    for seer in (watcher, elsewhere):
+        assert seer.lines_until(lambda l: "is now known as alice" in l) == [
+            "*** alice left (logged in elsewhere)", f"*** {guest} is now known as alice"]
     settle([watcher, new, elsewhere])  # alice is listed once, on the node she is on
     new.say("still me")
     assert watcher.expect("<alice>") == elsewhere.expect("<alice>") == "<alice> still me"
