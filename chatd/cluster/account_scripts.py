@@ -34,11 +34,13 @@ class AccountKeys:
 
 # KEYS: the account, the accounts set, the lobby channel.
 # ARGV: name key, name, hash, created, the bus message telling the nodes.
-# Make the account unless the name key has one: 1 made, 0 taken.
+# Make the account unless the name key has one: 1 made, 0 taken.  (Redis
+# does not undo a script's writes when a later command fails, so the one
+# that can fail on a damaged accounts set goes first.)
 CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[2], 'hash', ARGV[3], 'created', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'hash', ARGV[3], 'created', ARGV[4])
 redis.call('PUBLISH', KEYS[3], ARGV[5])
 return 1
 """

@@ -155,3 +155,15 @@ def test_a_login_whose_old_node_is_dead_still_goes_through(redis, make_node):
     watcher.say("/msg alice are you there")
     assert new.expect("[private]") == f"[private] <{watcher.name}> are you there"
     no_traceback(b)
+
+
+def test_a_damaged_accounts_set_refuses_registration_cleanly(redis, make_node):
+    redis.command("SET", "chatd:0:accounts", "junk")
+    node = make_node(redis, *CHEAP)
+    wait_for(lambda: "account names not loaded" in node.log(), "the load refused")
+    eve = node.client()
+    eve.say("/register eve secret1")
+    assert eve.expect("!") == REPAIR
+    assert redis.cli("EXISTS", "chatd:0:account:eve") == "0"  # nothing half-made
+    eve.nick("eve")  # the node still works
+    no_traceback(node)
