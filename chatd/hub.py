@@ -155,6 +155,14 @@ class Hub:
             f"{name} is a registered name and its owner logged in; "
             f"you are now {guest}"))
 
+    def make_way(self, name):
+        """
+        Before a login to ``name`` takes it: ``None`` here (its holder is
+        moved aside by the claim); a cluster hub answers with a ``Deferred``
+        while another node lets go of it.
+        """
+        return None
+
     def rename(self, client, new, claim=False):
         """
         Rename ``client`` to ``new`` (validated, unique) and tell everyone

@@ -299,6 +299,8 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
         from chatd.cluster.hub import ClusterHub
 
         hub = ClusterHub(options["redis"], reactor, **hub_options)
+        if accounts is not None:
+            accounts.store.attach(hub)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
@@ -306,17 +308,26 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
 
 def makeAccounts(options, reactor, parent):
     """
-    The account store under --data-dir, with its hashing threads as a
+    The account store under --data-dir (with --redis: in Redis, attached
+    to the cluster hub by ``makeFactory``), with its hashing threads as a
     child service of ``parent``.
     """
     from chatd.accounts import Accounts, AccountsService, Hasher, SQLiteAccountStore
 
-    store = SQLiteAccountStore.in_directory(options["data-dir"])
+    limiter = None
+    if options["redis"] is None:
+        store = SQLiteAccountStore.in_directory(options["data-dir"])
+    else:
+        from chatd.cluster.accounts import RedisAccountStore
+        from chatd.cluster.lockouts import RedisLoginLimiter
+
+        store = RedisAccountStore()
+        limiter = RedisLoginLimiter(store, reactor)
     workers = AccountsService(reactor, store)
     workers.setServiceParent(parent)
     return Accounts(store, Hasher(memory_kib=options["hash-memory"] // 1024),
                     workers.run, reactor, allow_register=not options["no-register"],
-                    require_login=options["require-login"],
+                    require_login=options["require-login"], limiter=limiter,
                     run_register=workers.run_register)
 
 

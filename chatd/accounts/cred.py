@@ -10,6 +10,7 @@ from twisted.cred.checkers import ICredentialsChecker
 from zope.interface import Attribute, Interface, implementer
 
 from chatd import grammar
+from chatd.accounts.steps import Steps, hashing, storing
 
 
 class IChatAccount(Interface):
@@ -38,7 +39,9 @@ class AccountChecker:
     """
     Checks ``IUsernamePassword`` credentials against the store; the avatar
     id is the account's name as registered.  For ``AddressedPassword``s,
-    a success remembers the address with the account.
+    a success remembers the address with the account.  The check is a
+    generator of ``steps`` (hashes on the threads, store calls where the
+    store runs them).
     """
 
     credentialInterfaces = (credentials.IUsernamePassword,)
@@ -46,29 +49,29 @@ class AccountChecker:
     def __init__(self, store, hasher, run):
         self.store = store
         self.hasher = hasher
-        self.run = run
+        self.steps = Steps(store, run)
 
     def requestAvatarId(self, creds):
-        return self.run(self._check, creds.username, creds.password,
-                        getattr(creds, "address", None))
+        return self.steps(self._check, creds.username, creds.password,
+                          getattr(creds, "address", None))
 
     def _check(self, name, password, address=None):
         if isinstance(name, bytes):
             name = name.decode("utf-8", "replace")
         if isinstance(password, bytes):
             password = password.decode("utf-8", "replace")
-        found = self.store.get(grammar.name_key(name))
+        key = grammar.name_key(name)
+        found = yield storing(self.store.get, key)
         if found is None:
-            self.hasher.waste(password)
+            yield hashing(self.hasher.waste, password)
             raise error.UnauthorizedLogin("no such account")
         registered_name, password_hash = found
-        if not self.hasher.verify(password_hash, password):
+        if not (yield hashing(self.hasher.verify, password_hash, password)):
             raise error.UnauthorizedLogin("wrong password")
-        key = grammar.name_key(name)
         if self.hasher.needs_rehash(password_hash):
-            self.store.set_hash(key, self.hasher.hash(password))
+            yield storing(self.store.set_hash, key, (yield hashing(self.hasher.hash, password)))
         if address is not None:
-            self.store.remember(key, address)
+            yield storing(self.store.remember, key, address)
         return registered_name
 
 

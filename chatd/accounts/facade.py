@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 from chatd import grammar
 from chatd.accounts.cred import AccountChecker, AddressedPassword, ChatRealm, IChatAccount
 from chatd.accounts.limiter import LoginLimiter, RegisterLimiter
+from chatd.accounts.steps import Steps, hashing, storing
 from chatd.accounts.store import AccountExists
 from chatd.grammar import ChatError
 
@@ -48,12 +49,14 @@ class Accounts:
                  require_login=False, limiter=None, run_register=None):
         """
         ``run`` runs logins and password changes, ``run_register`` (default:
-        ``run``) registrations, each ``(f, *args) -> Deferred``.
+        ``run``) registrations, each ``(f, *args) -> Deferred``; the store
+        may answer its slow calls with Deferreds (see ``steps``).
         """
         self.store = store
         self.hasher = hasher
         self.run = run
-        self.run_register = run_register or run
+        self.steps = Steps(store, run)
+        self.steps_register = Steps(store, run_register or run)
         self.allow_register = allow_register
         self.require_login = require_login
         self.limiter = limiter or LoginLimiter(clock)
@@ -63,6 +66,12 @@ class Accounts:
     def registered(self, name):
         return self.store.registered(grammar.name_key(name))
 
+    def store_call(self, f, *args):
+        """
+        ``f(*args)``, one of the store's slow calls: a ``Deferred``.
+        """
+        return self.steps.store_call(f, *args)
+
     def login(self, name, password, address):
         """
         The account's registered name, once ``password`` is right.  The
@@ -71,11 +80,15 @@ class Accounts:
         """
         try:
             account_name(name)
-            key = grammar.name_key(name)
-            token = self.limiter.begin(key, address,
-                                       known=self.store.known(key, address))
         except ChatError:
             return defer.fail()
+        key = grammar.name_key(name)
+        d = defer.maybeDeferred(self.store.known, key, address)
+        d.addCallback(lambda known: self.limiter.begin(key, address, known=known))
+        return d.addCallback(self._check, name, password, address)
+
+    def _check(self, token, name, password, address):
+        key = grammar.name_key(name)
         d = self.portal.login(AddressedPassword(name, password, address),
                               None, IChatAccount)
 
@@ -117,7 +130,7 @@ class Accounts:
             token = self.registrations.begin(address)
         except ChatError:
             return defer.fail()
-        d = self.run_register(self._create, name, password, address)
+        d = self.steps_register(self._create, name, password, address)
 
         def settled(result):
             busy = isinstance(result, Failure) and result.check(ChatError)
@@ -131,9 +144,9 @@ class Accounts:
         return d.addBoth(settled).addErrback(taken)
 
     def _create(self, name, password, address):
-        self.store.create(name, self.hasher.hash(password))
+        yield storing(self.store.create, name, (yield hashing(self.hasher.hash, password)))
         if address is not None:
-            self.store.remember(grammar.name_key(name), address)
+            yield storing(self.store.remember, grammar.name_key(name), address)
         return name
 
     def change_password(self, name, old, new, address):
@@ -145,9 +158,10 @@ class Accounts:
         except ChatError:
             return defer.fail()
         d = self.login(name, old, address)
-        d.addCallback(lambda registered: self.run(self._set, registered, new))
+        d.addCallback(lambda registered: self.steps(self._set, registered, new))
         return d
 
     def _set(self, name, password):
-        self.store.set_hash(grammar.name_key(name), self.hasher.hash(password))
+        yield storing(self.store.set_hash, grammar.name_key(name),
+                      (yield hashing(self.hasher.hash, password)))
         return name

@@ -24,6 +24,25 @@ def seconds(wait):
     return max(1, int(wait + 0.999))
 
 
+def locked_out(what, wait):
+    return ChatError(f"too many failed logins {what}; try again in {seconds(wait)} s")
+
+
+def in_progress(what):
+    return ChatError(f"too many logins in progress {what}; try again in a moment")
+
+
+def lock_checks(name_key, known):
+    """
+    What a login for ``name_key`` is checked against, in order: ``(kind,
+    what)`` pairs (the name's lock is skipped for a ``known`` address).
+    """
+    checks = [("address", "from your address")]
+    if not known:
+        checks.insert(0, ("name", f"for {name_key}"))
+    return checks
+
+
 class Allowance:
     """
     At most ``limit`` events per subject within ``window`` seconds, counting
@@ -102,18 +121,14 @@ class LoginLimiter:
         why it must be refused.
         """
         subjects = (("name", name_key), ("address", address))
-        checks = [(subjects[1], "from your address")]
-        if not known:
-            checks.insert(0, (subjects[0], f"for {name_key}"))
-        for subject, what in checks:
+        for kind, what in lock_checks(name_key, known):
+            subject = subjects[kind == "address"]
             wait = self.attempts.wait(subject, held=False)
             if wait:
                 self.lockouts_total += 1
-                raise ChatError(f"too many failed logins {what}; "
-                                f"try again in {seconds(wait)} s")
+                raise locked_out(what, wait)
             if self.attempts.wait(subject):
-                raise ChatError(f"too many logins in progress {what}; "
-                                f"try again in a moment")
+                raise in_progress(what)
         for subject in subjects:
             self.attempts.hold(subject)
         return subjects

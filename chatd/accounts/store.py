@@ -1,8 +1,8 @@
 """
 Where accounts live: ``IAccountStore``, with ``SQLiteAccountStore`` keeping
 them in ``accounts.sqlite3`` under the data directory and
-``MemoryAccountStore`` for tests.  A Redis store can stand in behind the
-same interface.
+``MemoryAccountStore`` for tests.  ``chatd.cluster.accounts`` keeps them in
+Redis behind the same interface.
 """
 
 import os
@@ -10,7 +10,7 @@ import sqlite3
 import threading
 import time
 
-from zope.interface import Interface, implementer
+from zope.interface import Attribute, Interface, implementer
 
 from chatd import grammar
 
@@ -25,9 +25,13 @@ class AccountExists(Exception):
 class IAccountStore(Interface):
     """
     Accounts by name key.  ``registered`` is called on the reactor thread
-    and must be fast (a local set; a Redis store would keep it fresh by
-    pub/sub); the rest may block and runs in a worker thread.
+    and must be fast (a local set; the Redis store keeps it fresh by
+    pub/sub).  The rest, for a ``blocking`` store, may block and run in a
+    worker thread; otherwise they run on the reactor and may answer with a
+    ``Deferred`` (``known`` too).
     """
+
+    blocking = Attribute("Whether the slow calls block (and so run in a worker thread).")
 
     def registered(key):
         """
@@ -52,7 +56,7 @@ class IAccountStore(Interface):
     def known(key, address):
         """
         Whether ``address`` logged in to the account before (on the reactor
-        thread, fast, like ``registered``).
+        thread: fast, like ``registered``, for a ``blocking`` store).
         """
 
     def remember(key, address):
@@ -106,6 +110,8 @@ class KnownAddresses:
 
 @implementer(IAccountStore)
 class MemoryAccountStore:
+    blocking = True
+
     def __init__(self):
         self._accounts = {}
         self._known = KnownAddresses()
@@ -152,6 +158,8 @@ class SQLiteAccountStore:
     One SQLite file, made at the first registration; one connection shared
     by the worker threads under a lock (the calls are short next to a hash).
     """
+
+    blocking = True
 
     def __init__(self, path):
         self.path = path

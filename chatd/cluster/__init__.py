@@ -9,4 +9,8 @@ numbers and node liveness (its Lua in ``scripts``); ``directory`` is this
 node's copy of who is on the other nodes; ``heard`` acts on what the
 other nodes publish; ``hub`` puts them together as
 ``ClusterHub``, which stands where ``chatd.hub.Hub`` stands.
+The accounts live in Redis too: ``accounts`` (the store), ``lockouts``
+(the failed-login limit), ``account_scripts`` (their keys and Lua),
+``takeover`` (a login's name let go by its node first), and ``admin``
+(``chatd-admin --redis``).
 """

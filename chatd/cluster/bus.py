@@ -32,6 +32,7 @@ KINDS = {
     "private": ("to", "name", "text"),  # to: the recipient's name key
     "sync": (),  # the sender (re-)registered its users: reload the directory
     "taken": ("to",),  # your user with this name key lost it to another node's
+    "account": ("name",),  # an account was registered (cluster/accounts.py)
 }
 NAME_FIELDS = frozenset({"name", "old", "new", "to"})
 

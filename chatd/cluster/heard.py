@@ -88,6 +88,10 @@ class Heard:
     def _on_sync(self, node):
         self._reload().addErrback(lambda f: None)
 
+    def _on_account(self, node, name):
+        if self.accounts is not None:
+            self.accounts.heard(name)
+
     def _on_taken(self, node, to):
         client = self.users.get(to)
         if client is not None:

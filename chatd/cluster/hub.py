@@ -30,8 +30,9 @@ from chatd.cluster import bus
 from chatd.cluster.directory import RemoteUsers
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
-from chatd.cluster.names import ClusterNames, GuestNumbers, Heartbeat
+from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.scripts import Keys
+from chatd.cluster.takeover import TakeOver
 from chatd.grammar import LOBBY, ChatError
 from chatd.hub import Hub
 
@@ -39,7 +40,6 @@ LINK_LOST = "cluster link lost: only this node's users get your lines until it i
 LINK_RESTORED = "cluster link restored"
 NODE_LOST = "server lost"  # the departure reason of a dead node's users
 NODE_STOPPED = "server stopped"
-LOGGED_IN = -1  # the claim time of a logged-in name: it wins every clash
 
 
 class RemoteUser:
@@ -51,7 +51,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(Heard, Hub):
+class ClusterHub(TakeOver, Heard, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -70,6 +70,8 @@ class ClusterHub(Heard, Hub):
         self._told_lost = False
         self._stopping = False
         self._registered = []  # Deferreds waiting for the next registration
+        self.accounts = None  # the RedisAccountStore attached, if any
+        self._making_way = {}  # name key -> logins waiting for its holder (TakeOver)
 
     # --- life -------------------------------------------------------------
 
@@ -96,6 +98,8 @@ class ClusterHub(Heard, Hub):
         self.log.info("cluster link up: node {node}, {users} users here",
                       node=self.node, users=len(self.users))
         self.guests.top_up()
+        if self.accounts is not None:
+            self.accounts.link_up()
         d = self.registry.heartbeat()
         d.addCallback(lambda _: self._register())
         d.addErrback(lambda f: self.log.failure(
@@ -327,8 +331,8 @@ class ClusterHub(Heard, Hub):
         """
         name = client.name
         self._since[grammar.name_key(name)] = since
-        if since == LOGGED_IN:
-            d = self.registry.register([(name, since)], self.guests.highest)
+        if since == LOGGED_IN:  # a login now: the older session anywhere goes
+            d = self.registry.register([(name, LOGIN_NOW)], self.guests.highest)
             d.addCallback(lambda lost: not lost)
         else:
             d = self.registry.claim(name, since)
@@ -337,17 +341,21 @@ class ClusterHub(Heard, Hub):
 
     def _lose_name(self, client, name):
         """
-        Another node holds ``name``: its local holder becomes a fresh guest.
+        Another node holds ``name``: its local holder becomes a fresh guest
+        (or, logged in to it, is closed: its account logged in elsewhere).
         """
         key = grammar.name_key(name)
         if client is None or self.users.get(key) is not client:
             return
+        if getattr(client, "account", None) == key:
+            client.logged_in_elsewhere()
+            return
         old, guest = client.name, self._guest_name()
         self._since.pop(key, None)
         self._apply_rename(client, guest)
-        self._deliver_to(client, grammar.notice(
-            f"{old} is taken by a user on another server of this chat; "
-            f"you are now {guest}"))
+        why = ("is a registered name and its owner logged in" if self.reserved(key)
+               else "is taken by a user on another server of this chat")
+        self._deliver_to(client, grammar.notice(f"{old} {why}; you are now {guest}"))
         self._publish("rename", old=old, new=guest)
         self._hold(client, self.clock.seconds())
 

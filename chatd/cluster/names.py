@@ -15,6 +15,8 @@ HEARTBEAT_TTL = 5  # seconds a node's heartbeat key lives unless renewed
 HEARTBEAT_EVERY = 1.0  # seconds between renewals, and between checks for dead nodes
 GUEST_BLOCK = 32  # guest numbers reserved per INCRBY, doubled when used up
 MAX_GUEST_BLOCK = 1024
+LOGGED_IN = -1  # the claim time of a logged-in name: it wins every clash...
+LOGIN_NOW = -2  # ...but a login now takes it even from a logged-in holder
 
 
 def parse_holder(value):
@@ -59,12 +61,15 @@ class ClusterNames:
 
     def register(self, entries, guest_floor):
         """
-        Hold ``entries`` (``(name, since)`` pairs: ``since`` -1 always wins)
-        against other nodes' claims; a ``Deferred`` of the name keys lost.
+        Hold ``entries`` (``(name, since)`` pairs: ``since`` ``LOGGED_IN``
+        wins over every earlier claim, ``LOGIN_NOW`` over every claim, and is
+        then held as ``LOGGED_IN``) against other nodes' claims; a
+        ``Deferred`` of the name keys lost.
         """
         args = [self.node, self.keys.prefix, guest_floor]
         for name, since in entries:
-            args += [grammar.name_key(name), repr(since), scripts.holder(self.node, since, name)]
+            held = max(since, LOGGED_IN)
+            args += [grammar.name_key(name), repr(since), scripts.holder(self.node, held, name)]
         d = self._eval(scripts.REGISTER, [self.keys.names, self.keys.node_names(self.node),
                                           self.keys.guests], *args)
         return d.addCallback(lambda lost: list(lost or []))

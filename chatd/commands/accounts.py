@@ -23,7 +23,7 @@ def _register_help(conn):
 @command("register", _register_help, section="accounts", before_login=True)
 def register(conn, arg):
     name, password = _arguments(conn, arg, "/register NAME PASSWORD")
-    _await(conn, conn.accounts.register(name, password, conn.address_key),
+    _await(conn, _made_way(conn, conn.accounts.register(name, password, conn.address_key)),
            _logged_in, "registered and logged in")
 
 
@@ -31,7 +31,7 @@ def register(conn, arg):
          section="accounts", before_login=True)
 def login(conn, arg):
     name, password = _arguments(conn, arg, "/login NAME PASSWORD")
-    _await(conn, conn.accounts.login(name, password, conn.address_key),
+    _await(conn, _made_way(conn, conn.accounts.login(name, password, conn.address_key)),
            _logged_in, "logged in")
 
 
@@ -68,6 +68,16 @@ def _await(conn, d, done, *args):
     """
     when_answered(conn, d, lambda result: done(conn, result, *args),
                   hold="account", what="account command")
+
+
+def _made_way(conn, d):
+    """
+    ``d`` (of an account's name), once the hub made way for the name.
+    """
+    def make_way(name):
+        waiting = conn.hub.make_way(name)
+        return name if waiting is None else waiting.addCallback(lambda _: name)
+    return d.addCallback(make_way)
 
 
 def _logged_in(conn, name, what):

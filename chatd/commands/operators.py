@@ -30,7 +30,7 @@ def operator_only(run):
     def check(conn, arg):
         if conn.account is None or conn.accounts is None:
             raise ChatError(OPERATORS_ONLY)
-        _await(conn, conn.accounts.run(conn.accounts.store.is_operator, conn.account),
+        _await(conn, conn.accounts.store_call(conn.accounts.store.is_operator, conn.account),
                _checked, run, arg)
     check.__doc__ = run.__doc__
     return check
