@@ -32,8 +32,12 @@ KINDS = {
     "private": ("to", "name", "text"),  # to: the recipient's name key
     "sync": (),  # the sender (re-)registered its users: reload the directory
     "taken": ("to",),  # your user with this name key lost it to another node's
+    # Published by the file index's commit script (cluster/files.py):
+    "shared": ("room", "name", "file", "size"),  # an upload, told in its room
+    "removed": ("file", "keep"),  # a file evicted by it, told to everyone
 }
 NAME_FIELDS = frozenset({"name", "old", "new", "to"})
+NUMBER_FIELDS = frozenset({"size", "keep"})  # decimal strings
 
 
 class Malformed(ValueError):
@@ -103,6 +107,18 @@ def _check_field(kind, field, value):
             ok = False
         if not ok:
             raise Malformed(f"{kind}.room is not a room name")
+        return
+    if field in NUMBER_FIELDS:
+        if not (value.isascii() and value.isdigit() and len(value) <= 20):
+            raise Malformed(f"{kind}.{field} is not a number")
+        return
+    if field == "file":
+        try:
+            ok = grammar.check_filename(value) == value
+        except ChatError:
+            ok = False
+        if not ok:
+            raise Malformed(f"{kind}.file is not a file name")
         return
     if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:
         raise Malformed("topic.text is longer than a topic")

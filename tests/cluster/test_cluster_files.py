@@ -1,0 +1,165 @@
+"""
+One file store for the cluster: real ``twistd`` nodes sharing one
+``--data-dir`` (as nodes on one host do), the index in a real Redis.
+"""
+
+import hashlib
+import os
+import threading
+
+from cluster_helpers import lines_until, settle, users
+from loopback import download, upload, upload_bytes
+from redis_server import wait_for
+
+INDEX = "chatd:0:files"
+
+
+def listed(client):
+    """
+    What ``/files`` lists for ``client``: ``(name, uploader, sha256)``, newest first.
+    """
+    client.say("/files")
+    out = []
+    for line in lines_until(client, "- online ("):
+        if ": " in line and " bytes, shared by " in line:
+            name, rest = line[2:].rsplit(": ", 1)
+            out.append((name, rest.split("shared by ")[1].split(" ")[0],
+                        rest.rsplit("sha256 ", 1)[1]))
+    return out
+
+
+def stored(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def files_on_disk(shared):
+    return sorted(os.listdir(shared / "files"))
+
+
+def two_nodes(redis, make_node, shared, *args):
+    a = make_node(redis, *args, data_dir=shared)
+    b = make_node(redis, *args, data_dir=shared)
+    return a, b
+
+
+def test_a_file_uploaded_on_one_node_downloads_from_another(redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    a, b = two_nodes(redis, make_node, shared)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    data = os.urandom(300_000)
+    assert upload(alice, "notes.bin", data) == \
+        f"*** stored notes.bin: {len(data)} bytes, sha256 {stored(data)}"
+    assert bob.line() == "*** alice shared notes.bin (293 KiB)"
+    assert listed(bob) == listed(alice) == [("notes.bin", "alice", stored(data))]
+    header, got = download(bob, "notes.bin")
+    assert got == data and header.sha256 == stored(data)
+    # Each node keeps its own files (bans, accounts, uploads in progress)
+    # in a directory of its own in the shared one.
+    assert sorted(os.listdir(shared / "nodes")) == ["0", "1"]
+    assert not (shared / "index.json").exists()
+
+
+def test_keep_n_eviction_reaches_every_node(redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    a, b = two_nodes(redis, make_node, shared, "--keep-files", "2")
+    alice, bob = users((a, "alice"), (b, "bob"))
+    first = b"first file"
+    assert upload(alice, "one.txt", first).startswith("*** stored one.txt")
+    assert bob.line() == "*** alice shared one.txt (10 bytes)"
+    assert upload(bob, "two.txt", b"second").startswith("*** stored two.txt")
+    assert alice.line() == "*** bob shared two.txt (6 bytes)"
+    assert upload(alice, "three.txt", b"third").startswith("*** stored three.txt")
+    removed = "*** one.txt was removed (only the 2 newest files are kept)"
+    assert alice.line() == removed
+    assert bob.line() == "*** alice shared three.txt (5 bytes)"
+    assert bob.line() == removed
+    assert [n for n, _, _ in listed(bob)] == ["three.txt", "two.txt"]
+    assert len(files_on_disk(shared)) == 2  # the evicted bytes are gone
+    bob.say("/download one.txt")
+    assert bob.answer() == "! no such file: one.txt"
+    # The same name again replaces it, on whichever node: no removal notice.
+    assert upload(bob, "two.txt", b"second, again").startswith("*** stored two.txt")
+    assert alice.line() == "*** bob shared two.txt (13 bytes)"
+    assert [n for n, _, _ in listed(alice)] == ["two.txt", "three.txt"]
+    assert download(alice, "two.txt")[1] == b"second, again"
+    assert len(files_on_disk(shared)) == 2
+
+
+def test_uploads_racing_from_both_nodes_never_overfill_the_index(redis, make_node,
+                                                                 tmp_path):
+    shared = tmp_path / "shared"
+    keep = 3
+    a, b = two_nodes(redis, make_node, shared, "--keep-files", str(keep), "--rate", "0")
+    uploaders = []
+    for i in range(12):  # each from an address of its own (2 uploads per address)
+        c = (a, b)[i % 2].client(source=f"127.0.0.{10 + i}")
+        c.nick(f"up{i}")
+        uploaders.append(c)
+    settle(uploaders)
+    barrier = threading.Barrier(len(uploaders) + 1)
+    answers, contents = {}, {}
+    most = []
+    racing = threading.Event()
+    racing.set()
+
+    def watch():  # the index's length, polled while the uploads race
+        barrier.wait()
+        while racing.is_set():
+            most.append(int(redis.cli("LLEN", INDEX)))
+
+    def race(i, c):
+        # Half of them race for one name too.
+        name = "same.bin" if i % 2 else f"file{i}.bin"
+        data = os.urandom(20_000 + i)
+        contents[(name, stored(data))] = data
+        payload = upload_bytes(name, data)
+        barrier.wait()
+        c.send(payload)
+        answers[c.name] = c.expect(lambda l: l.startswith(("*** stored ", "! ")))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=race, args=(i, c)) for i, c in enumerate(uploaders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    racing.clear()
+    watcher.join()
+    assert all(line.startswith("*** stored ") for line in answers.values()), answers
+    assert max(most) <= keep and int(redis.cli("LLEN", INDEX)) == keep
+    for reader in (uploaders[0], uploaders[1]):  # one on each node
+        files = listed(reader)
+        assert len(files) == keep and len({n for n, _, _ in files}) == keep
+        for name, _, sha in files:
+            header, got = download(reader, name)
+            assert header.sha256 == sha and got == contents[(name, sha)]
+    # Every evicted file's bytes are gone; every listed one's are there.
+    assert len(files_on_disk(shared)) == keep
+
+
+def test_an_upload_in_progress_survives_another_node_starting(redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    a = make_node(redis, data_dir=shared)
+    alice = a.client()
+    data = os.urandom(100_000)
+    payload = upload_bytes("slow.bin", data)
+    alice.send(payload[:50_000])
+    wait_for(lambda: any(os.scandir(shared / "nodes" / "0" / "tmp")), "the upload to start")
+    b = make_node(redis, data_dir=shared)  # sweeps its own leftovers only
+    alice.send(payload[50_000:])
+    assert alice.expect("*** stored ").startswith("*** stored slow.bin")
+    assert download(b.client(), "slow.bin")[1] == data
+
+
+def test_no_upload_while_the_link_is_down(own_redis, make_node, tmp_path):
+    a = make_node(own_redis, data_dir=tmp_path / "shared")
+    alice = a.client()
+    assert upload(alice, "before.txt", b"kept").startswith("*** stored")
+    own_redis.stop()
+    alice.expect("*** cluster link lost")
+    # Refused before the bytes are stored (they are swallowed, never chat).
+    assert upload(alice, "during.txt", b"not now") == \
+        "! cannot store during.txt now: the cluster link is down; try again in a moment"
+    # The list last read still serves downloads meanwhile.
+    assert download(alice, "before.txt")[1] == b"kept"
