@@ -301,7 +301,7 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
 
         hub = ClusterHub(options["redis"], reactor, **hub_options)
         store = FileStore(options["data-dir"], node_dir=nodeDataDir(options),
-                          index=RedisIndex.factory(hub.link, hub.keys, hub.node),
+                          index=RedisIndex.factory(hub),
                           **store_options)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,

@@ -134,8 +134,16 @@ class RedisIndex:
         self.skipped = 0  # junk entries read from the index
 
     @classmethod
-    def factory(cls, link, keys, node):
-        return lambda store: cls(store, link, keys, node)
+    def factory(cls, hub):
+        """
+        ``index(store)`` for ``FileStore``: the index of ``hub``'s cluster,
+        kept fresh by the announcements it hears.
+        """
+        def make(store):
+            index = hub.file_index = cls(store, hub.link, hub.keys, hub.node)
+            hub.when_registered().addCallback(lambda _: index.listing())
+            return index
+        return make
 
     def _parse(self, items):
         entries = []
@@ -211,11 +219,20 @@ class RedisIndex:
 class FileNotices:
     """
     A mixin of ``ClusterHub``: the announcements ``COMMIT`` publishes, told
-    to this node's users (the committing node tells its own).
+    to this node's users (the committing node tells its own), and the
+    index's ``entries`` read again (what ``GET /files/NAME`` finds).
     """
+
+    file_index = None
 
     def _on_shared(self, node, room, name, file, size):
         self.notify(grammar.file_shared(name, file, int(size)), room=room)
+        self._files_changed()
 
     def _on_removed(self, node, file, keep):
         self.notify(grammar.file_removed(file, int(keep)))
+        self._files_changed()
+
+    def _files_changed(self):
+        if self.file_index is not None:
+            self.file_index.listing()

@@ -8,8 +8,10 @@ import os
 import threading
 
 from cluster_helpers import lines_until, settle, users
+from daemon import free_port
 from loopback import download, upload, upload_bytes
 from redis_server import wait_for
+from webclient import http_get
 
 INDEX = "chatd:0:files"
 
@@ -163,3 +165,18 @@ def test_no_upload_while_the_link_is_down(own_redis, make_node, tmp_path):
         "! cannot store during.txt now: the cluster link is down; try again in a moment"
     # The list last read still serves downloads meanwhile.
     assert download(alice, "before.txt")[1] == b"kept"
+
+
+def test_the_web_download_reads_the_shared_index(redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    a = make_node(redis, data_dir=shared)
+    b = make_node(redis, "--web-port", str(web_port := free_port()),
+                  "--web-interface", "127.0.0.1", data_dir=shared)
+    b.web_port = web_port
+    data = os.urandom(50_000)
+    assert upload(a.client(), "page.bin", data).startswith("*** stored page.bin")
+    status, headers, body = http_get(b, "/files/page.bin")
+    assert status == 200 and body == data and headers["etag"] == f'"{stored(data)}"'
+    status, _, body = http_get(b, "/files/page.bin", {"Range": "bytes=10-19"})
+    assert status == 206 and body == data[10:20]
+    assert http_get(b, "/files/other.bin")[0] == 404
