@@ -146,15 +146,12 @@ class RedisIndex:
         return make
 
     def _parse(self, items):
-        entries = []
-        for raw in items or []:
-            entry = parse_entry(raw)
-            if entry is None:
-                self.skipped += 1
-                self.log.warn("skipped a malformed entry of the file index {key}",
-                              key=self.key)
-            else:
-                entries.append(entry)
+        items = items or []
+        entries = [e for e in map(parse_entry, items) if e is not None]
+        if len(entries) < len(items):
+            self.skipped += len(items) - len(entries)
+            self.log.warn("skipped {count} malformed entries of the file index {key}",
+                          count=len(items) - len(entries), key=self.key)
         return entries
 
     def listing(self):
