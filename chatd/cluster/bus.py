@@ -97,15 +97,21 @@ def decode(raw):
     return BusMessage(node, kind, fields)
 
 
+def valid(check, value):
+    """
+    Whether the grammar's ``check`` takes ``value`` exactly as it is.
+    """
+    try:
+        return check(value) == value
+    except ChatError:
+        return False
+
+
 def _check_field(kind, field, value):
     if not isinstance(value, str):
         raise Malformed(f"{kind}.{field} is not a string")
     if field == "room":
-        try:
-            ok = grammar.check_room(value) == value
-        except ChatError:
-            ok = False
-        if not ok:
+        if not valid(grammar.check_room, value):
             raise Malformed(f"{kind}.room is not a room name")
         return
     if field in NUMBER_FIELDS:
@@ -113,11 +119,7 @@ def _check_field(kind, field, value):
             raise Malformed(f"{kind}.{field} is not a number")
         return
     if field == "file":
-        try:
-            ok = grammar.check_filename(value) == value
-        except ChatError:
-            ok = False
-        if not ok:
+        if not valid(grammar.check_filename, value):
             raise Malformed(f"{kind}.file is not a file name")
         return
     if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:

@@ -82,13 +82,6 @@ def encode_entry(entry):
     return json.dumps(asdict(entry), ensure_ascii=False, separators=(",", ":"))
 
 
-def _valid(check, value):
-    try:
-        return check(value) == value
-    except ChatError:
-        return False
-
-
 def parse_entry(raw):
     """
     The ``StoredFile`` in ``raw`` (an item of the index list), or ``None``
@@ -106,8 +99,8 @@ def parse_entry(raw):
           and isinstance(item["sha256"], str) and SHA256.match(item["sha256"])
           and type(item["size"]) is int and item["size"] >= 0
           and type(item["time"]) in (int, float) and math.isfinite(item["time"])
-          and isinstance(item["name"], str) and _valid(grammar.check_filename, item["name"])
-          and isinstance(item["uploader"], str) and _valid(grammar.check_name, item["uploader"]))
+          and isinstance(item["name"], str) and bus.valid(grammar.check_filename, item["name"])
+          and isinstance(item["uploader"], str) and bus.valid(grammar.check_name, item["uploader"]))
     if not ok:
         return None
     return StoredFile(item["id"], item["name"], item["size"], item["sha256"],
