@@ -38,6 +38,7 @@ ID = re.compile(r"[0-9a-f]{32}\Z")
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 FIELDS = frozenset(("id", "name", "size", "sha256", "uploader", "time"))
 MAX_ENTRY = 4096  # characters: far more than any entry a node writes
+ORPHAN_AGE = 3600.0  # seconds: an unlisted file this old is no commit under way
 
 # KEYS: the index list, the lobby channel, where a non-list index is set
 # aside.  ARGV: the new entry (JSON), its file name, keep, this node, the
@@ -134,7 +135,7 @@ class RedisIndex:
         """
         def make(store):
             index = hub.file_index = cls(store, hub.link, hub.keys, hub.node)
-            hub.when_registered().addCallback(lambda _: index.listing())
+            hub.when_registered().addCallback(lambda _: index.sweep())
             return index
         return make
 
@@ -160,6 +161,25 @@ class RedisIndex:
         self.log.info("file index not read ({why}); using the list last read",
                       why=failure.getErrorMessage())
         return self.entries
+
+    def sweep(self):
+        """
+        Read the index; then delete the files in ``files/`` it does not
+        list that are older than ``ORPHAN_AGE`` (left by a node that died
+        between placing and listing a file, or a commit whose answer was
+        lost): never a commit under way.  With no index in Redis nothing
+        is deleted (what no index accounts for stays, as in ``JsonIndex``).
+        """
+        def read(items):
+            self._read(items)
+            if not items:
+                return None
+            listed = {e.id for e in self.entries}
+            return self.store.blocking(sweep_unlisted, self.store.files, listed,
+                                       self.store.clock() - ORPHAN_AGE)
+        d = self.link.call("lrange", self.key, 0, -1).addCallback(read)
+        return d.addErrback(lambda f: self.log.info("unlisted files not swept: {why}",
+                                                    why=f.getErrorMessage()))
 
     def check_open(self, name):
         if not self.link.up:
@@ -204,6 +224,21 @@ class RedisIndex:
                           count=len(dropped) - len(gone))
         d = self.store.blocking(remove_files, self.store.files, gone)
         return d.addCallback(lambda _: gone)
+
+
+def sweep_unlisted(files, listed, before):
+    """
+    In a worker thread: delete the files in ``files`` whose names are not
+    in ``listed`` and that were last changed before ``before``.
+    """
+    for child in files.children():
+        try:
+            if child.basename() in listed or child.getModificationTime() >= before:
+                continue
+            child.remove()
+            RedisIndex.log.info("swept unlisted file {path}", path=child.path)
+        except OSError:
+            pass  # another node swept it first
 
 
 class FileNotices:

@@ -4,6 +4,7 @@ One file store for the cluster: real ``twistd`` nodes sharing one
 """
 
 import hashlib
+import json
 import os
 import threading
 
@@ -180,3 +181,25 @@ def test_the_web_download_reads_the_shared_index(redis, make_node, tmp_path):
     status, _, body = http_get(b, "/files/page.bin", {"Range": "bytes=10-19"})
     assert status == 206 and body == data[10:20]
     assert http_get(b, "/files/other.bin")[0] == 404
+
+
+def test_a_node_sweeps_old_unlisted_files_only(redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    files = shared / "files"
+    files.mkdir(parents=True)
+    data = b"listed long ago"
+    listed_id, orphan, fresh = "a" * 32, "b" * 32, "c" * 32
+    for name in (listed_id, orphan, fresh):
+        (files / name).write_bytes(data)
+    two_hours_ago = os.stat(files / orphan).st_mtime - 7200
+    for name in (listed_id, orphan):
+        os.utime(files / name, (two_hours_ago, two_hours_ago))
+    redis.cli("RPUSH", INDEX, json.dumps({
+        "id": listed_id, "name": "old.txt", "size": len(data), "sha256": stored(data),
+        "uploader": "alice", "time": two_hours_ago}))
+    a = make_node(redis, data_dir=shared)
+    a.wait_log("swept unlisted file")
+    # The orphan left by a node that died before listing it goes; a file
+    # placed a moment ago (another node's commit under way) stays.
+    assert files_on_disk(shared) == [listed_id, fresh]
+    assert download(a.client(), "old.txt")[1] == data
