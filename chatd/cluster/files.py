@@ -22,7 +22,9 @@ skipped and logged, and only a well-formed id ever becomes a path.
 
 import json
 import math
+import os
 import re
+import uuid
 from dataclasses import asdict
 
 from twisted.logger import Logger
@@ -39,6 +41,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 FIELDS = frozenset(("id", "name", "size", "sha256", "uploader", "time"))
 MAX_ENTRY = 4096  # characters: far more than any entry a node writes
 ORPHAN_AGE = 3600.0  # seconds: an unlisted file this old is no commit under way
+VOLUME = "cluster-volume"  # in the shared --data-dir: the token Redis also holds
 
 # KEYS: the index list, the lobby channel, where a non-list index is set
 # aside.  ARGV: the new entry (JSON), its file name, keep, this node, the
@@ -124,8 +127,10 @@ class RedisIndex:
         self.key = keys.prefix + "files"
         self.aside = keys.prefix + "files:unreadable"
         self.channel = keys.lobby
+        self.volume_key = keys.prefix + "files:volume"
         self.entries = []
         self.skipped = 0  # junk entries read from the index
+        self.foreign = False  # --data-dir is not the one the other nodes share
 
     @classmethod
     def factory(cls, hub):
@@ -135,7 +140,8 @@ class RedisIndex:
         """
         def make(store):
             index = hub.file_index = cls(store, hub.link, hub.keys, hub.node)
-            hub.when_registered().addCallback(lambda _: index.sweep())
+            d = hub.when_registered().addCallback(lambda _: index.check_volume())
+            d.addCallback(lambda shared: shared and index.sweep())
             return index
         return make
 
@@ -162,6 +168,32 @@ class RedisIndex:
                       why=failure.getErrorMessage())
         return self.entries
 
+    def check_volume(self):
+        """
+        Whether ``--data-dir`` is the directory the other nodes share: its
+        ``cluster-volume`` token is the one in Redis (the first node sets
+        both).  If not, the node says so in the log and refuses uploads.
+        """
+        def compare(token):
+            d = self.link.call("set", self.volume_key, token, None, None, True)
+            d.addCallback(lambda _: self.link.call("get", self.volume_key))
+            return d.addCallback(lambda theirs: (token, theirs))
+
+        def checked(tokens):
+            self.foreign = tokens[0] != tokens[1]
+            if self.foreign:
+                self.log.error("--data-dir {path} is not the directory the other nodes "
+                               "of this cluster share (its {file} differs): files listed "
+                               "elsewhere will not download here; uploads are refused",
+                               path=self.store.root.path, file=VOLUME)
+            else:
+                self.log.info("--data-dir {path} is the cluster's shared one",
+                              path=self.store.root.path)
+            return not self.foreign
+        d = self.store.blocking(volume_token, self.store.root).addCallback(compare)
+        d.addCallback(checked)
+        return d.addErrback(lambda f: self.log.failure("the data directory was not checked", f))
+
     def sweep(self):
         """
         Read the index; then delete the files in ``files/`` it does not
@@ -182,6 +214,9 @@ class RedisIndex:
                                                     why=f.getErrorMessage()))
 
     def check_open(self, name):
+        if self.foreign:
+            raise ChatError(f"cannot store {name}: this server's data directory is not "
+                            f"the one the other servers share; tell the operator")
         if not self.link.up:
             raise ChatError(f"cannot store {name} now: the cluster link is down; "
                             f"try again in a moment")
@@ -224,6 +259,25 @@ class RedisIndex:
                           count=len(dropped) - len(gone))
         d = self.store.blocking(remove_files, self.store.files, gone)
         return d.addCallback(lambda _: gone)
+
+
+def volume_token(root):
+    """
+    In a worker thread: the token in ``root``'s ``cluster-volume`` file,
+    made if there is none (linked into place whole, so two nodes making it
+    at once read the same one).
+    """
+    path = root.child(VOLUME)
+    if not path.exists():
+        temp = root.child(f"{VOLUME}.{uuid.uuid4().hex}.tmp")
+        temp.setContent(uuid.uuid4().hex.encode("ascii"))
+        try:
+            os.link(temp.path, path.path)
+        except FileExistsError:
+            pass
+        finally:
+            temp.remove()
+    return path.getContent().decode("ascii", "replace").strip()
 
 
 def sweep_unlisted(files, listed, before):

@@ -203,3 +203,17 @@ def test_a_node_sweeps_old_unlisted_files_only(redis, make_node, tmp_path):
     # placed a moment ago (another node's commit under way) stays.
     assert files_on_disk(shared) == [listed_id, fresh]
     assert download(a.client(), "old.txt")[1] == data
+
+
+def test_a_node_on_another_data_dir_says_so_and_refuses_uploads(redis, make_node, tmp_path):
+    a = make_node(redis, data_dir=tmp_path / "shared")
+    a.wait_log("is the cluster's shared one")
+    b = make_node(redis, data_dir=tmp_path / "elsewhere")
+    b.wait_log("is not the directory the other nodes of this cluster share")
+    assert upload(b.client(), "lost.txt", b"x") == \
+        "! cannot store lost.txt: this server's data directory is not the one the " \
+        "other servers share; tell the operator"
+    assert upload(a.client(), "kept.txt", b"x").startswith("*** stored kept.txt")
+    c = make_node(redis, data_dir=tmp_path / "shared")
+    c.wait_log("is the cluster's shared one")
+    assert download(c.client(), "kept.txt")[1] == b"x"
