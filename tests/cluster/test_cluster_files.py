@@ -59,7 +59,15 @@ def test_a_file_uploaded_on_one_node_downloads_from_another(redis, make_node, tm
     # Each node keeps its own files (bans, accounts, uploads in progress)
     # in a directory of its own in the shared one.
     assert sorted(os.listdir(shared / "nodes")) == ["0", "1"]
-    assert not (shared / "index.json").exists()
+    for node in ("0", "1"):
+        own = set(os.listdir(shared / "nodes" / node))
+        assert {"bans.sqlite3", "history.sqlite3", "tmp", "partial"} <= own, own
+    assert not {"accounts.sqlite3", "bans.sqlite3", "history.sqlite3", "index.json",
+                "tmp"} & set(os.listdir(shared))
+    # Names outside ASCII cross nodes as they are.
+    assert upload(bob, "naïve café.txt", "café".encode()).startswith("*** stored naïve")
+    assert alice.line() == "*** bob shared naïve café.txt (5 bytes)"
+    assert download(alice, "naïve café.txt")[1] == "café".encode()
 
 
 def test_keep_n_eviction_reaches_every_node(redis, make_node, tmp_path):
