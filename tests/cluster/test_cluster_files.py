@@ -225,3 +225,22 @@ def test_a_node_on_another_data_dir_says_so_and_refuses_uploads(redis, make_node
     c = make_node(redis, data_dir=tmp_path / "shared")
     c.wait_log("is the cluster's shared one")
     assert download(c.client(), "kept.txt")[1] == b"x"
+
+
+def test_an_upload_whose_listing_fails_leaves_no_bytes(own_redis, make_node, tmp_path):
+    shared = tmp_path / "shared"
+    a = make_node(own_redis, data_dir=shared)
+    alice = a.client()
+    payload = upload_bytes("cut.bin", os.urandom(10_000))
+    alice.send(payload[:5_000])  # accepted while the link was up
+    wait_for(lambda: any(os.scandir(shared / "nodes" / "0" / "tmp")), "the upload to start")
+    own_redis.stop()
+    alice.expect("*** cluster link lost")
+    alice.send(payload[5_000:])
+    assert alice.answer() == \
+        "! could not store cut.bin: the cluster link is down; try again in a moment"
+    assert files_on_disk(shared) == [] and not any(os.scandir(shared / "nodes" / "0" / "tmp"))
+    own_redis.start()
+    alice.expect("*** cluster link restored", timeout=15)
+    assert upload(alice, "cut.bin", b"again").startswith("*** stored cut.bin")
+    assert download(alice, "cut.bin")[1] == b"again"
