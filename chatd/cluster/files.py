@@ -114,7 +114,7 @@ def parse_entry(raw):
 class RedisIndex:
     """
     The file index of a cluster, for ``FileStore(index=...)``: made by
-    ``RedisIndex.factory(link, keys, node)``.  ``entries`` is the list as
+    ``RedisIndex.factory(hub)``.  ``entries`` is the list as
     last read; ``listing()`` reads it from Redis (the list last read while
     the link is down).
     """
@@ -199,12 +199,11 @@ class RedisIndex:
         Read the index; then delete the files in ``files/`` it does not
         list that are older than ``ORPHAN_AGE`` (left by a node that died
         between placing and listing a file, or a commit whose answer was
-        lost): never a commit under way.  With no index in Redis nothing
-        is deleted (what no index accounts for stays, as in ``JsonIndex``).
+        lost): never a commit under way.  With no index in Redis (or only
+        junk) nothing is deleted: what no index accounts for stays.
         """
         def read(items):
-            self._read(items)
-            if not items:
+            if not self._read(items):
                 return None
             listed = {e.id for e in self.entries}
             return self.store.blocking(sweep_unlisted, self.store.files, listed,
@@ -275,8 +274,11 @@ def volume_token(root):
             os.link(temp.path, path.path)
         except FileExistsError:
             pass
+        except OSError:  # no hard links here: a rename, after the check above
+            os.rename(temp.path, path.path)
         finally:
-            temp.remove()
+            if temp.exists():
+                temp.remove()
     return path.getContent().decode("ascii", "replace").strip()
 
 
