@@ -10,7 +10,6 @@ stop and start in turn it finds its own files again; two live nodes never
 share one.
 """
 
-import fcntl
 import os
 
 from twisted.python import usage
@@ -30,6 +29,8 @@ def claim(data_dir, limit=MAX_NODES):
     Lock and return ``DATA_DIR/nodes/N``, the first slot no other process
     holds; ``NoNodeDirectory`` says why none could be had.
     """
+    import fcntl  # POSIX only: imported when a cluster node starts
+
     base = os.path.join(data_dir, "nodes")
     try:
         for n in range(limit):
