@@ -244,3 +244,24 @@ def test_an_upload_whose_listing_fails_leaves_no_bytes(own_redis, make_node, tmp
     alice.expect("*** cluster link restored", timeout=15)
     assert upload(alice, "cut.bin", b"again").startswith("*** stored cut.bin")
     assert download(alice, "cut.bin")[1] == b"again"
+
+
+def test_a_listing_without_an_answer_keeps_its_bytes(own_redis, make_node, tmp_path):
+    """
+    Redis takes the commit script but answers too late (it may have listed
+    the file): the uploader is told, and the bytes stay, so whatever the
+    index says, nothing listed is without bytes.
+    """
+    shared = tmp_path / "shared"
+    a = make_node(own_redis, data_dir=shared)
+    alice = a.client()
+    own_redis.cli("CLIENT", "PAUSE", "7000", "WRITE")  # past the 5 s reply timeout
+    data = os.urandom(20_000)
+    alice.send(upload_bytes("late.bin", data))
+    assert alice.expect(lambda l: l.startswith(("*** stored ", "! ")), timeout=15) == \
+        "! could not store late.bin: the cluster link failed while listing it; see /files"
+    assert len(files_on_disk(shared)) == 1
+    alice.expect("*** cluster link restored", timeout=20)
+    for name, _, sha in listed(alice):
+        assert download(alice, name)[1] == data and sha == stored(data)
+    assert len(files_on_disk(shared)) == 1
