@@ -126,7 +126,7 @@ def test_uploads_racing_from_both_nodes_never_overfill_the_index(redis, make_nod
         payload = upload_bytes(name, data)
         barrier.wait()
         c.send(payload)
-        answers[c.name] = c.expect(lambda l: l.startswith(("*** stored ", "! ")))
+        answers[c.name] = c.expect(lambda l: l.startswith(("*** stored ", "! ")), timeout=20)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
