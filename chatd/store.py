@@ -8,6 +8,9 @@ Layout of ``--data-dir``::
     partial/        cut-off uploads kept for resuming (see ``chatd.partials``)
     index.json      the kept files, newest first (written atomically)
 
+With ``--redis`` the index is in Redis, and ``tmp/`` and ``partial/`` are
+in each node's own ``nodes/N/`` (``chatd.cluster.nodedir``).
+
 A file is listed only once its bytes are fsynced, renamed into ``files/`` and
 named in the index, so a crash at any point never lists a partial file.
 
