@@ -6,7 +6,15 @@ One file store for the cluster: real ``twistd`` nodes sharing one
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import threading
+
+import pytest
+from twisted.python import usage
+
+from chatd import tap
+from chatd.cluster import nodedir
 
 from cluster_helpers import lines_until, settle, users
 from daemon import free_port
@@ -265,3 +273,25 @@ def test_a_listing_without_an_answer_keeps_its_bytes(own_redis, make_node, tmp_p
     for name, _, sha in listed(alice):
         assert download(alice, name)[1] == data and sha == stored(data)
     assert len(files_on_disk(shared)) == 1
+
+
+def test_each_running_node_holds_a_directory_of_its_own(tmp_path):
+    assert nodedir.claim(str(tmp_path)) == str(tmp_path / "nodes" / "0")
+    assert nodedir.claim(str(tmp_path)) == str(tmp_path / "nodes" / "1")  # 0 is held
+    # A node gone, its directory is free for the next one.
+    code = "import sys; from chatd.cluster import nodedir; print(nodedir.claim(sys.argv[1]))"
+    other = tmp_path / "other"
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code, str(other)], capture_output=True,
+                              text=True, check=True, timeout=30)
+        assert done.stdout.strip() == str(other / "nodes" / "0")
+
+
+def test_a_data_dir_that_cannot_hold_node_directories_is_a_usage_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    options = tap.Options()
+    options.parseOptions(["--redis", "redis://127.0.0.1:1/0",
+                          "--data-dir", str(tmp_path / "a-file")])
+    with pytest.raises(usage.UsageError) as e:
+        tap.nodeDataDir(options)
+    assert str(e.value).startswith("--data-dir: cannot make a node directory in ")
