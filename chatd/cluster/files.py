@@ -59,7 +59,8 @@ local kept, dropped, evicted = {ARGV[1]}, {}, {}
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local ok, e = pcall(cjson.decode, raw)
   local good = ok and type(e) == 'table' and type(e.id) == 'string'
-    and type(e.name) == 'string' and string.match(e.id, '^%x+$') ~= nil
+    and type(e.name) == 'string' and #e.id == 32
+    and string.match(e.id, '^[0-9a-f]+$') ~= nil
   if good and e.name ~= ARGV[2] and #kept < keep then
     table.insert(kept, raw)
   else

@@ -139,3 +139,15 @@ def test_junk_file_announcements_are_skipped(redis, make_node, tmp_path):
     redis.command("PUBLISH", LOBBY, announcement("removed", file="old.txt", keep="5"))
     assert alice.line() == "*** old.txt was removed (only the 5 newest files are kept)"
     assert a.log().count("skipped a malformed message") == len(JUNK_NOTICES)
+
+
+def test_junk_is_dropped_by_a_commit_even_with_slots_free(redis, make_node, tmp_path):
+    bad_ids = [raw for raw in JUNK if parse_entry(raw) is None and not (
+        raw.startswith("{") and json.loads(raw).get("id") == GOOD_ID)]
+    assert len(bad_ids) == 7  # not JSON, not an object, or an id no node writes
+    redis.cli("RPUSH", INDEX, *bad_ids)
+    a = make_node(redis, "--keep-files", "10", data_dir=tmp_path / "shared")
+    alice = a.client()
+    assert upload(alice, "only.txt", b"1").startswith("*** stored only.txt")
+    assert [json.loads(raw)["name"] for raw in
+            redis.cli("LRANGE", INDEX, "0", "-1").splitlines()] == ["only.txt"]
