@@ -8,8 +8,20 @@ Layout of ``--data-dir``::
     partial/        cut-off uploads kept for resuming (see ``chatd.partials``)
     index.json      the kept files, newest first (written atomically)
 
+With ``--redis`` the index is in Redis, and ``tmp/`` and ``partial/`` are
+in each node's own ``nodes/N/`` (``chatd.cluster.nodedir``).
+
 A file is listed only once its bytes are fsynced, renamed into ``files/`` and
 named in the index, so a crash at any point never lists a partial file.
+
+The index is a small interface, ``JsonIndex`` here (``chatd.cluster.files``
+keeps it in Redis for nodes sharing one ``--data-dir``): ``entries`` (the
+files as last seen, newest first), ``listing()`` (the files now: a list, or
+a ``Deferred`` of one), ``check_open(name)`` (``ChatError`` when no upload
+could be listed now), ``commit(upload, entry)`` (place the bytes and list
+them: a ``Deferred`` of the entries no longer listed, their bytes gone) and
+``sweeps`` (``files/`` holds only what it lists: unlisted files are swept
+at start).
 """
 
 import json
@@ -57,45 +69,29 @@ def _fsync_dir(path):
         os.close(fd)
 
 
-class FileStore:
+class JsonIndex:
     """
-    Keeps the ``keep`` most recent files, each at most ``max_size`` bytes.
-
-    ``blocking`` runs a function that may block (fsync) and returns a
-    Deferred: ``deferToThread`` in the daemon, ``maybeDeferred`` in tests.
+    The embedded index: ``index.json`` in the data directory, for one node.
+    A commit's fsync, rename, index write and removals run in one
+    ``blocking`` call, in the crash-safe order.
     """
 
     log = Logger()
+    sweeps = True
 
-    def __init__(self, directory, keep=5, max_size=50 * 1024**2,
-                 blocking=defer.maybeDeferred, clock=time.time, upload_space=None,
-                 reactor=None, resume_window=600.0, partial_space=None):
-        self.root = FilePath(os.fspath(directory))
-        self.files = self.root.child("files")
-        self.tmp = self.root.child("tmp")
-        self.keep = keep
-        self.max_size = max_size
-        self.space = UploadSpace(4 * max_size if upload_space is None else upload_space,
-                                 format_size=grammar.format_size)
-        self.blocking = blocking
-        self._commits = defer.DeferredLock()
-        # Partial uploads are kept for resuming only with a reactor (timers).
-        self.partials = None
-        if reactor is not None:
-            self.partials = Partials(
-                self.root.child("partial"), resume_window,
-                2 * max_size if partial_space is None else partial_space, reactor, clock)
-        self.clock = clock
-        for folder in (self.root, self.files, self.tmp):
-            if not folder.isdir():
-                folder.makedirs(ignoreExistingDirectory=True)
+    def __init__(self, store):
+        self.root, self.files = store.root, store.files
+        self.keep, self.blocking, self.clock = store.keep, store.blocking, store.clock
         loaded = self._load()  # newest first
-        self.entries = loaded[:keep]  # --keep-files may have been lowered
-        self._sweep()
-        if len(loaded) > keep:
+        self.entries = loaded[:self.keep]  # --keep-files may have been lowered
+        if len(loaded) > self.keep:
             self._write_index(self.entries)
 
-    # --- persistence ----------------------------------------------------
+    def listing(self):
+        return self.entries
+
+    def check_open(self, name):
+        pass
 
     def _load(self):
         index = self.root.child(INDEX)
@@ -118,19 +114,6 @@ class FileStore:
             return []
         return [e for e in entries if self.files.child(e.id).isfile()]
 
-    def _sweep(self):
-        """
-        Remove temp files left by a crash and files no index entry names.
-        """
-        kept = {e.id for e in self.entries}
-        for child in self.tmp.children():
-            self.log.info("sweeping partial upload {path}", path=child.path)
-            child.remove()
-        for child in self.files.children():
-            if child.basename() not in kept:
-                self.log.info("sweeping unlisted file {path}", path=child.path)
-                child.remove()
-
     def _write_index(self, entries):
         data = json.dumps({"files": [asdict(e) for e in entries]}, indent=1)
         temp = self.root.child(INDEX + ".tmp")
@@ -140,6 +123,117 @@ class FileStore:
             os.fsync(f.fileno())
         os.replace(temp.path, self.root.child(INDEX).path)
         _fsync_dir(self.root.path)
+
+    def commit(self, upload, entry):
+        others = [e for e in self.entries if e.name != entry.name]
+        entries = ([entry] + others)[:self.keep]
+        dropped = [e for e in self.entries if e not in entries]
+
+        def committed(_):
+            self.entries = entries
+            return dropped
+        d = self.blocking(self._persist, upload, entry, entries, dropped)
+        return d.addCallback(committed)
+
+    def _persist(self, upload, entry, entries, dropped):
+        """
+        In a worker thread: the crash-safe order (bytes, rename, index),
+        then the files no longer listed go.
+        """
+        target = place(upload, self.files.child(entry.id))
+        try:
+            self._write_index(entries)
+        except OSError:
+            target.remove()
+            raise
+        remove_files(self.files, dropped)
+
+
+def place(upload, target):
+    """
+    In a worker thread: the finished upload's bytes, fsynced, renamed to
+    ``target`` (a ``FilePath``); returns it.
+    """
+    upload.close(True)
+    os.replace(upload.temp, target.path)
+    return target
+
+
+def remove_files(files, entries):
+    """
+    In a worker thread: delete the bytes of ``entries`` from ``files``.
+    """
+    for old in entries:
+        try:
+            files.child(old.id).remove()
+        except OSError:
+            pass
+
+
+class FileStore:
+    """
+    Keeps the ``keep`` most recent files, each at most ``max_size`` bytes.
+
+    ``blocking`` runs a function that may block (fsync) and returns a
+    Deferred: ``deferToThread`` in the daemon, ``maybeDeferred`` in tests.
+    ``index(store)`` makes the index (``JsonIndex``: embedded); ``node_dir``
+    is where this node's own temp and partial files go (the data directory
+    unless nodes share it).
+    """
+
+    log = Logger()
+
+    def __init__(self, directory, keep=5, max_size=50 * 1024**2,
+                 blocking=defer.maybeDeferred, clock=time.time, upload_space=None,
+                 reactor=None, resume_window=600.0, partial_space=None,
+                 index=JsonIndex, node_dir=None):
+        self.root = FilePath(os.fspath(directory))
+        own = self.root if node_dir is None else FilePath(os.fspath(node_dir))
+        self.files = self.root.child("files")
+        self.tmp = own.child("tmp")
+        self.keep = keep
+        self.max_size = max_size
+        self.space = UploadSpace(4 * max_size if upload_space is None else upload_space,
+                                 format_size=grammar.format_size)
+        self.blocking = blocking
+        self._commits = defer.DeferredLock()
+        # Partial uploads are kept for resuming only with a reactor (timers).
+        self.partials = None
+        if reactor is not None:
+            self.partials = Partials(
+                own.child("partial"), resume_window,
+                2 * max_size if partial_space is None else partial_space, reactor, clock)
+        self.clock = clock
+        for folder in (self.root, self.files, self.tmp):
+            if not folder.isdir():
+                folder.makedirs(ignoreExistingDirectory=True)
+        self.index = index(self)
+        self._sweep()
+
+    @property
+    def entries(self):
+        """
+        The files as last seen, newest first (``listing()``: as they are now).
+        """
+        return self.index.entries
+
+    def listing(self):
+        return self.index.listing()
+
+    def _sweep(self):
+        """
+        Remove temp files left by a crash and files no index entry names.
+        """
+        for child in self.tmp.children():
+            self.log.info("sweeping partial upload {path}", path=child.path)
+            child.remove()
+        if not self.index.sweeps:
+            return
+        kept = {e.id for e in self.entries}
+        for child in self.files.children():
+            if child.basename() not in kept:
+                self.log.info("sweeping unlisted file {path}", path=child.path)
+                child.remove()
 
     # --- the store --------------------------------------------------------
 
@@ -182,6 +276,7 @@ class FileStore:
 
     def _start(self, name, size, uploader, sha256, source, resume=None):
         self._check_size(name, size)
+        self.index.check_open(name)
         incoming = size - (resume[1] if resume else 0)
         refusal = self.space.reserve(source, incoming)
         if refusal is not None:
@@ -197,52 +292,40 @@ class FileStore:
     def commit(self, upload, digest):
         """
         Move a finished upload into place and make it the newest file: its
-        bytes are fsynced, renamed into ``files/``, then the index written,
-        all through ``blocking`` (never on the reactor thread), one commit
-        at a time.  Fires with ``(StoredFile, removed)``.
+        bytes are fsynced, renamed into ``files/``, then listed by the
+        index, all off the reactor thread, one commit at a time.  Fires
+        with ``(StoredFile, removed)``.
         """
         return self._commits.run(self._commit, upload, digest)
 
     def _commit(self, upload, digest):
         entry = StoredFile(upload.id, upload.name, upload.size, digest,
                            upload.uploader, self.clock())
-        others = [e for e in self.entries if e.name != entry.name]
-        entries = ([entry] + others)[:self.keep]
-        dropped = [e for e in self.entries if e not in entries]
-        removed = [e for e in others if e not in entries]
 
-        def committed(_):
-            self.entries = entries
+        def committed(dropped):
             if self.partials is not None:
                 self.partials.drop(entry.size, entry.sha256)
-            return entry, removed
-        d = self.blocking(self._persist, upload, entry, entries, dropped)
-        return d.addCallback(committed)
+            return entry, [e for e in dropped if e.name != entry.name]
+        return self.index.commit(upload, entry).addCallback(committed)
 
-    def _persist(self, upload, entry, entries, dropped):
+    def find(self, name, entries=None):
         """
-        In a worker thread: the crash-safe order (bytes, rename, index),
-        then the files no longer listed go.
+        The entry called ``name`` among ``entries`` (the files as last
+        seen), or ``ChatError``.
         """
-        upload.close(True)
-        target = self.files.child(entry.id)
-        os.replace(upload.temp, target.path)
-        try:
-            self._write_index(entries)
-        except OSError:
-            target.remove()
-            raise
-        for old in dropped:
-            try:
-                self.files.child(old.id).remove()
-            except OSError:
-                pass
-
-    def find(self, name):
-        for entry in self.entries:
+        for entry in self.entries if entries is None else entries:
             if entry.name == name:
                 return entry
         raise ChatError(f"no such file: {name}")
+
+    def lookup(self, name):
+        """
+        The entry called ``name`` in the index now (or a ``Deferred`` of it).
+        """
+        listed = self.listing()
+        if isinstance(listed, defer.Deferred):
+            return listed.addCallback(lambda entries: self.find(name, entries))
+        return self.find(name, listed)
 
     def path(self, entry):
         return self.files.child(entry.id)

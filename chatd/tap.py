@@ -281,11 +281,10 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
     def blocking(f, *args):
         return threads.deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
 
-    store = FileStore(options["data-dir"], keep=options["keep-files"],
-                      max_size=options["max-file-size"], blocking=blocking,
-                      upload_space=options["max-upload-space"], reactor=reactor,
-                      resume_window=options["resume-window"],
-                      partial_space=options["max-partial-space"])
+    store_options = dict(keep=options["keep-files"], max_size=options["max-file-size"],
+                         blocking=blocking, upload_space=options["max-upload-space"],
+                         reactor=reactor, resume_window=options["resume-window"],
+                         partial_space=options["max-partial-space"])
     limits = options.limits()
     reserved = accounts.store.registered if accounts is not None else None
     hub_options = dict(presence_limit=limits.presence_limit, reserved=reserved,
@@ -294,16 +293,33 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
                        max_rooms_per_user=options["max-rooms-per-user"])
     if options["redis"] is None:
         hub = Hub(clock=reactor, **hub_options)
+        store = FileStore(options["data-dir"], **store_options)
     else:
-        # History and files stay per node (README "Cluster").
+        # History stays per node (README "Cluster"); files are one store.
+        from chatd.cluster.files import RedisIndex
         from chatd.cluster.hub import ClusterHub
 
         hub = ClusterHub(options["redis"], reactor, **hub_options)
+        store = FileStore(options["data-dir"], node_dir=nodeDataDir(options),
+                          index=RedisIndex.factory(hub),
+                          **store_options)
         if accounts is not None:
             accounts.store.attach(hub)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
-                       bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
+                       bans=Bans(SQLiteBanStore.in_directory(nodeDataDir(options)), reactor))
+
+
+def nodeDataDir(options):
+    """
+    Where this node's own files go: --data-dir, or with --redis (nodes may
+    share it) a directory of its own in it (``chatd.cluster.nodedir``).
+    """
+    if options["redis"] is None:
+        return options["data-dir"]
+    from chatd.cluster.nodedir import claim_for
+
+    return claim_for(options)
 
 
 def makeAccounts(options, reactor, parent):
@@ -342,7 +358,7 @@ def makeHistory(options, reactor, parent):
     from chatd.commands.rooms import MAX_HISTORY
     from chatd.history import SQLiteHistory
 
-    history = SQLiteHistory.in_directory(options["data-dir"], reactor,
+    history = SQLiteHistory.in_directory(nodeDataDir(options), reactor,
                                          keep=max(options["history"], MAX_HISTORY))
     history.setServiceParent(parent)
     return history

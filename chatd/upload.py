@@ -49,6 +49,7 @@ class Upload(IncomingFile):
         self.expected_sha256 = expected_sha256
         self.id = uuid.uuid4().hex
         self.throttle = None
+        self.room = None  # where its announcement goes (set by the command)
         self._queued = []  # chunks not yet handed to the worker
         self._pending = 0  # bytes queued or being stored
         self._step = None  # the worker's Deferred, while it runs

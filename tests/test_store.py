@@ -223,7 +223,7 @@ def test_finish_waits_for_the_blocking_flush(data_dir):
         d, f, args = pending.pop(0)
         ran.append(f)
         d.callback(f(*args))
-    assert ran == [upload._hash_chunks, upload._write_chunks, store._persist]
+    assert ran == [upload._hash_chunks, upload._write_chunks, store.index._persist]
     entry, removed = result_of(done)
     assert names(store) == ["slow"] and removed == []
 
@@ -463,7 +463,7 @@ def test_index_write_failure_lists_nothing(store, data_dir, monkeypatch):
     def broken(entries):
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
 
-    monkeypatch.setattr(store, "_write_index", broken)
+    monkeypatch.setattr(store.index, "_write_index", broken)
     upload = store.begin("new", 3, "alice")
     upload.write(b"new")
     failure = result_of(upload.finish())

@@ -33,8 +33,12 @@ KINDS = {
     "sync": (),  # the sender (re-)registered its users: reload the directory
     "taken": ("to",),  # your user with this name key lost it to another node's
     "account": ("name",),  # an account was registered (cluster/accounts.py)
+    # Published by the file index's commit script (cluster/files.py):
+    "shared": ("room", "name", "file", "size"),  # an upload, told in its room
+    "removed": ("file", "keep"),  # a file evicted by it, told to everyone
 }
 NAME_FIELDS = frozenset({"name", "old", "new", "to"})
+NUMBER_FIELDS = frozenset({"size", "keep"})  # decimal strings
 
 
 class Malformed(ValueError):
@@ -94,16 +98,30 @@ def decode(raw):
     return BusMessage(node, kind, fields)
 
 
+def valid(check, value):
+    """
+    Whether the grammar's ``check`` takes ``value`` exactly as it is.
+    """
+    try:
+        return check(value) == value
+    except ChatError:
+        return False
+
+
 def _check_field(kind, field, value):
     if not isinstance(value, str):
         raise Malformed(f"{kind}.{field} is not a string")
     if field == "room":
-        try:
-            ok = grammar.check_room(value) == value
-        except ChatError:
-            ok = False
-        if not ok:
+        if not valid(grammar.check_room, value):
             raise Malformed(f"{kind}.room is not a room name")
+        return
+    if field in NUMBER_FIELDS:
+        if not (value.isascii() and value.isdigit() and len(value) <= 20):
+            raise Malformed(f"{kind}.{field} is not a number")
+        return
+    if field == "file":
+        if not valid(grammar.check_filename, value):
+            raise Malformed(f"{kind}.file is not a file name")
         return
     if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:
         raise Malformed("topic.text is longer than a topic")

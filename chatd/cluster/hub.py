@@ -13,8 +13,9 @@ whichever node asks first) and reloads who is elsewhere.
 
 Every room crosses nodes: a line, /join, /part or /topic is published once
 with its room, and each node hands it to its own members of that room
-(``Heard``).  Rooms, history and files are otherwise per node, so
-``notify`` (file notices, walls) stays on this node.
+(``Heard``).  File notices cross nodes through the file index's commit
+(``files``); rooms and history are otherwise per node, so ``notify``
+(walls) stays on this node.
 """
 
 import uuid
@@ -28,6 +29,7 @@ from txredisapi import ConnectionError as RedisGone, TimeoutError as RedisTimeou
 from chatd import grammar
 from chatd.cluster import bus
 from chatd.cluster.directory import RemoteUsers
+from chatd.cluster.files import FileNotices
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
@@ -51,7 +53,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(TakeOver, Heard, Hub):
+class ClusterHub(TakeOver, FileNotices, Heard, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):

@@ -5,7 +5,7 @@ File commands: list, upload (the raw section that follows), download.
 from datetime import datetime, timezone
 
 from chatd import grammar
-from chatd.commands.registry import collector
+from chatd.commands.registry import collector, when_answered
 from chatd.grammar import ChatError
 from chatd.limits import QUEUED_DOWNLOADS
 from chatd.metrics import upload_refusal
@@ -16,7 +16,11 @@ command = collector(COMMANDS)
 
 @command("files", "/files               the shared files, newest first")
 def files(conn, arg):
-    entries = conn.store.entries
+    when_answered(conn, conn.store.listing(), lambda entries: _list(conn, entries),
+                  hold="files", what="/files")
+
+
+def _list(conn, entries):
     if not entries:
         conn.send(grammar.reply("no files shared yet"))
     for entry in entries:
@@ -70,6 +74,7 @@ def upload_received(conn, incoming):
     "/files" lists the new file).
     """
     conn.pause_input("upload")
+    incoming.room = conn.hub.current(conn)
     d = incoming.finish()
     d.addCallbacks(lambda result: _stored(conn, result),
                    lambda failure: _failed(conn, failure))
@@ -85,12 +90,10 @@ def _stored(conn, result):
         f"stored {entry.name}: {entry.size} bytes, sha256 {entry.sha256}"))
     room = conn.hub.current(conn)
     if room is not None:  # announced (and kept) in the uploader's room
-        conn.hub.notify(
-            f"{conn.name} shared {entry.name} ({grammar.format_size(entry.size)})",
-            room=room, exclude=conn)
+        conn.hub.notify(grammar.file_shared(conn.name, entry.name, entry.size),
+                        room=room, exclude=conn)
     for old in removed:
-        conn.hub.notify(
-            f"{old.name} was removed (only the {conn.store.keep} newest files are kept)")
+        conn.hub.notify(grammar.file_removed(old.name, conn.store.keep))
 
 
 def _failed(conn, failure):
@@ -107,18 +110,21 @@ def _failed(conn, failure):
 def download(conn, name):
     if not name:
         raise ChatError("usage: /download NAME")
-    entry = conn.store.find(name)
-    _queue(conn, grammar.file_header(entry.size, entry.sha256, entry.name), entry, 0)
+    when_answered(conn, conn.store.lookup(name), lambda entry: _queue(
+        conn, grammar.file_header(entry.size, entry.sha256, entry.name), entry, 0),
+        hold="files", what="/download")
 
 
 @command("download-from", "/download-from OFFSET NAME  get a file from byte OFFSET on")
 def download_from(conn, arg):
     offset, name = grammar.parse_download_from(arg)
-    entry = conn.store.find(name)
-    if offset > entry.size:
-        raise ChatError(f"offset {offset} is past the end of {name} ({entry.size} bytes)")
-    _queue(conn, grammar.part_header(offset, entry.size, entry.sha256, entry.name),
-           entry, offset)
+
+    def found(entry):
+        if offset > entry.size:
+            raise ChatError(f"offset {offset} is past the end of {name} ({entry.size} bytes)")
+        _queue(conn, grammar.part_header(offset, entry.size, entry.sha256, entry.name),
+               entry, offset)
+    when_answered(conn, conn.store.lookup(name), found, hold="files", what="/download-from")
 
 
 def _queue(conn, header, entry, offset):

@@ -3,7 +3,7 @@ What the server sends: every line formatted, in chat and pair mode.
 """
 
 from datetime import datetime, timezone
-from chatd.grammar.text import LOBBY, ChatError, clean_text, room_key
+from chatd.grammar.text import LOBBY, ChatError, clean_text, format_size, room_key
 
 
 # --- server -> client: formatting --------------------------------------
@@ -51,6 +51,20 @@ def part_header(offset: int, size: int, sha256: str, name: str) -> str:
 
 def resume_notice(name: str, offset: int) -> str:
     return notice(f"resume {name} from {offset}")
+
+
+def file_shared(name: str, filename: str, size: int) -> str:
+    """
+    The notice text of an upload, for the uploader's room.
+    """
+    return f"{name} shared {filename} ({format_size(size)})"
+
+
+def file_removed(filename: str, keep: int) -> str:
+    """
+    The notice text of a file evicted by a newer one.
+    """
+    return f"{filename} was removed (only the {keep} newest files are kept)"
 
 
 def joined(name: str) -> str:

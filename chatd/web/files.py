@@ -6,7 +6,8 @@ ranges), so an interrupted download can resume.
 
 from urllib.parse import quote
 
-from twisted.web import http, resource, static
+from twisted.internet import defer
+from twisted.web import http, resource, server, static
 
 from chatd.grammar import ChatError
 
@@ -62,7 +63,42 @@ class FilesResource(resource.Resource):
             return resource.NoResource()
         try:
             name = segment.decode("utf-8")
-            entry = self.store.find(name)
+            entry = self.store.lookup(name)
         except (UnicodeDecodeError, ChatError):
             return resource.NoResource("no such file")
+        if isinstance(entry, defer.Deferred):  # a cluster's index, in Redis
+            return LookedUp(self.store, entry)
         return SharedFile(self.store.path(entry).path, entry)
+
+
+class LookedUp(resource.Resource):
+    """
+    A shared file whose entry is still on its way: served once it comes.
+    """
+
+    isLeaf = True
+
+    def __init__(self, store, lookup):
+        resource.Resource.__init__(self)
+        self.store, self.lookup = store, lookup
+
+    def render(self, request):
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def found(entry):
+            if gone:
+                return server.NOT_DONE_YET
+            return SharedFile(self.store.path(entry).path, entry).render(request)
+
+        def missing(failure):
+            failure.trap(ChatError)
+            return resource.NoResource("no such file").render(request)
+
+        def answer(body):
+            if body is not server.NOT_DONE_YET and not gone:
+                request.write(body)
+                request.finish()
+        d = self.lookup.addCallbacks(found, missing).addCallback(answer)
+        d.addErrback(lambda failure: gone or request.processingFailed(failure))
+        return server.NOT_DONE_YET
