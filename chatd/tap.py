@@ -295,10 +295,12 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
     if options["redis"] is None:
         hub = Hub(clock=reactor, **hub_options)
     else:
-        # History and files stay per node (README "Cluster").
+        # Files stay per node (README "Cluster"); history is in Redis.
         from chatd.cluster.hub import ClusterHub
 
         hub = ClusterHub(options["redis"], reactor, **hub_options)
+        if history is not None:
+            history.attach(hub.link, hub.keys.prefix)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(options["data-dir"]), reactor))
@@ -324,11 +326,18 @@ def makeHistory(options, reactor, parent):
     """
     The rooms' history store under --data-dir (None with --history 0), a
     child service of ``parent`` (started first, so stopped last: the lines
-    said until the listeners close are written).
+    said until the listeners close are written); with --redis, the
+    cluster's in Redis (attached to the hub's link by ``makeFactory``).
     """
     if not options["history"]:
         return None
     from chatd.commands.rooms import MAX_HISTORY
+
+    if options["redis"] is not None:
+        from chatd.cluster.history import RedisHistory
+
+        return RedisHistory(keep=max(options["history"], MAX_HISTORY),
+                            max_rooms=options["max-rooms"])
     from chatd.history import SQLiteHistory
 
     history = SQLiteHistory.in_directory(options["data-dir"], reactor,

@@ -13,8 +13,10 @@ whichever node asks first) and reloads who is elsewhere.
 
 Every room crosses nodes: a line, /join, /part or /topic is published once
 with its room, and each node hands it to its own members of that room
-(``Heard``).  Rooms, history and files are otherwise per node, so
-``notify`` (file notices, walls) stays on this node.
+(``Heard``).  History is the cluster's, in Redis, and every node keeps
+the rings it replays in step with it (``HistoryRings``).  Rooms and files
+are otherwise per node, so ``notify`` (file notices, walls) stays on this
+node.
 """
 
 import uuid
@@ -31,6 +33,7 @@ from chatd.cluster.directory import RemoteUsers
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import ClusterNames, GuestNumbers, Heartbeat
+from chatd.cluster.rings import HistoryRings
 from chatd.cluster.scripts import Keys
 from chatd.grammar import LOBBY, ChatError
 from chatd.hub import Hub
@@ -51,7 +54,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(Heard, Hub):
+class ClusterHub(Heard, HistoryRings, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -96,7 +99,8 @@ class ClusterHub(Heard, Hub):
         self.log.info("cluster link up: node {node}, {users} users here",
                       node=self.node, users=len(self.users))
         self.guests.top_up()
-        d = self.registry.heartbeat()
+        d = self._reload_history()  # first: who joins once we are registered sees it
+        d.addCallback(lambda _: self.registry.heartbeat())
         d.addCallback(lambda _: self._register())
         d.addErrback(lambda f: self.log.failure(
             "could not register with the cluster; trying again when the link is back", f))

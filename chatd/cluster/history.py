@@ -1,0 +1,249 @@
+"""
+The rooms' history kept in Redis for the whole cluster: ``RedisHistory``,
+an ``IHistoryStore`` that stands where ``SQLiteHistory`` stands with
+``--redis``.
+
+Each room's lines are one capped list (``history:room:KEY``, oldest first,
+at most ``keep`` entries: RPUSH and LTRIM in one Lua call), written once,
+by the node where the line was said; the node's hub keeps the lines it
+hears from the bus in its rings only (``chatd.cluster.rings``).  A sorted
+set ranks the rooms by their last line, and the same call drops the least
+active rooms past ``max_rooms``, so Redis holds at most ``max_rooms x
+keep`` lines.  Names as first written and topics are two hashes beside it.
+
+A write never waits: it goes out on the link's command connection, and
+while the link is down (or its queue is full) it is dropped and counted,
+never queued.  Everything read back is checked (``decode_entry``): an
+entry no chatd node would write is skipped, so junk in Redis never
+reaches a user.  No reactor here.
+"""
+
+import json
+import math
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from chatd import grammar
+from chatd.grammar import ChatError
+from chatd.history import IHistoryStore
+
+MAX_ENTRY = 16 * 1024  # characters; longer than any line a node keeps
+LATEST = 2 ** 33  # seconds since 1970 (year 2242): a time past it is junk
+
+# Shared by the scripts that add rooms: drop the least active ones past
+# the cap.  KEYS[2]: the ranking, KEYS[3], KEYS[4]: names, topics.
+_TRIM = """
+local function trim(most, prefix)
+  local extra = redis.call('ZCARD', KEYS[2]) - most
+  if extra <= 0 then return end
+  for _, room in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+    redis.call('DEL', prefix .. room)
+    redis.call('HDEL', KEYS[3], room)
+    redis.call('HDEL', KEYS[4], room)
+    redis.call('ZREM', KEYS[2], room)
+  end
+end
+"""
+
+# KEYS: the room's list, ranking, names, topics.  ARGV: room key, name,
+# time, entry, keep, max rooms, list key prefix.
+APPEND = _TRIM + """
+redis.call('RPUSH', KEYS[1], ARGV[4])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[5]), -1)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+trim(tonumber(ARGV[6]), ARGV[7])
+return 1
+"""
+
+# KEYS: the room's list, ranking, names, topics.  ARGV: room key, name,
+# time of the last entry, keep, max rooms, list key prefix, topic, entries...
+# A node's rings put back a room Redis no longer has (Redis restarted
+# empty): only if nobody did it first.
+SEED = _TRIM + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 8, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[7]) end
+trim(tonumber(ARGV[5]), ARGV[6])
+return 1
+"""
+
+# KEYS: ranking, topics.  ARGV: room key, topic.  Only for a ranked room
+# (its topic line was just appended), so the hash stays within the cap.
+TOPIC = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: ranking, names, topics.  ARGV: rooms, lines each, list key prefix.
+# The most active rooms first: {key, name, topic, {entries...}} each.
+SNAPSHOT = """
+local out = {}
+for _, room in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  out[#out + 1] = {room, redis.call('HGET', KEYS[2], room) or '',
+                   redis.call('HGET', KEYS[3], room) or '',
+                   redis.call('LRANGE', ARGV[3] .. room, -tonumber(ARGV[2]), -1)}
+end
+return out
+"""
+
+
+def encode_entry(when, line):
+    return json.dumps([when, line], ensure_ascii=False, separators=(",", ":"))
+
+
+def _text(raw):
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return raw if isinstance(raw, str) else None
+
+
+def _clean(text):
+    try:
+        text.encode("utf-8")  # no lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return grammar.clean_text(text) == text
+
+
+def decode_entry(raw):
+    """
+    ``(time, line)`` from a list entry, or ``None`` if no chatd node wrote it.
+    """
+    raw = _text(raw)
+    if raw is None or len(raw) > MAX_ENTRY:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    when, line = value
+    if type(when) not in (int, float) or not math.isfinite(when) or not 0 <= when < LATEST:
+        return None
+    if not isinstance(line, str) or not line or not _clean(line):
+        return None
+    return float(when), line
+
+
+def decode_entries(raws):
+    entries = (decode_entry(raw) for raw in (raws if isinstance(raws, list) else ()))
+    return [entry for entry in entries if entry is not None]
+
+
+def decode_room(item):
+    """
+    ``(key, name, topic, lines)`` from one room of ``SNAPSHOT``, or ``None``.
+    """
+    if not isinstance(item, list) or len(item) != 4:
+        return None
+    key, name, topic, lines = item
+    key, name, topic = _text(key), _text(name), _text(topic)
+    try:
+        if key is None or grammar.check_room(key) != key or grammar.room_key(key) != key:
+            return None
+    except ChatError:
+        return None
+    try:
+        if name is None or grammar.check_room(name) != name or grammar.room_key(name) != key:
+            name = key
+    except ChatError:
+        name = key
+    if topic is None or len(topic) > grammar.MAX_TOPIC_LENGTH or not _clean(topic):
+        topic = ""
+    return key, name, topic, decode_entries(lines)
+
+
+@implementer(IHistoryStore)
+class RedisHistory:
+    """
+    The cluster's store; ``attach`` gives it the hub's link before use.
+    """
+
+    log = Logger()
+
+    def __init__(self, keep, max_rooms):
+        self.keep = keep  # lines per room
+        self.max_rooms = max_rooms
+        self.link = None
+        self.prefix = None
+        self.dropped = 0  # writes not made: the link was down or full
+
+    def attach(self, link, prefix):
+        """
+        Write through ``link``, under the cluster's key ``prefix``.
+        """
+        self.link, self.prefix = link, prefix
+        self.rooms = prefix + "history:rooms"  # sorted set: room key by last line
+        self.names = prefix + "history:names"  # hash: room key -> name as written
+        self.topics = prefix + "history:topics"  # hash: room key -> topic
+        self.lists = prefix + "history:room:"  # + room key: list of entries
+
+    def _keys(self, room):
+        return [self.lists + room, self.rooms, self.names, self.topics]
+
+    def _write(self, script, keys, *args):
+        d = self.link.call("eval", script, keys, [str(a) for a in args])
+        d.addErrback(self._not_written)
+
+    def _not_written(self, failure):
+        self.dropped += 1  # counted, and logged when the link is back
+
+    def load(self, rooms, count):
+        """
+        Nothing at start: the hub loads its rings whenever the link comes
+        up (``snapshot``).
+        """
+        return []
+
+    def append(self, room, name, when, line):
+        self._write(APPEND, self._keys(room), room, name, repr(when),
+                    encode_entry(when, line), self.keep, self.max_rooms, self.lists)
+
+    def set_topic(self, room, name, topic):
+        self._write(TOPIC, [self.rooms, self.topics], room, topic)
+
+    def forget(self, room):
+        """
+        Nothing: a node that makes space for a room drops its own ring; the
+        cluster's copy is capped by ``max_rooms`` in Redis.
+        """
+
+    def recent(self, room, count):
+        return self.link.call("lrange", self.lists + room, -count, -1).addCallback(
+            decode_entries)
+
+    def snapshot(self, rooms, count):
+        """
+        A Deferred of ``(key, name, topic, [(time, line), ...])`` of the
+        ``rooms`` most active rooms, their last ``count`` lines, the most
+        active room first; junk skipped.
+        """
+        d = self.link.call("eval", SNAPSHOT, [self.rooms, self.names, self.topics],
+                           [str(rooms), str(count), self.lists])
+        d.addCallback(lambda items: [r for r in map(decode_room, items or []) if r])
+        return d
+
+    def seed(self, room, name, topic, lines):
+        """
+        Put ``lines`` (``(time, line)`` pairs) back as ``room``'s history if
+        Redis has none for it (it restarted empty).
+        """
+        if not lines:
+            return defer.succeed(0)
+        d = self.link.call("eval", SEED, self._keys(room),
+                           [room, name, repr(lines[-1][0]), str(self.keep),
+                            str(self.max_rooms), self.lists, topic or ""] +
+                           [encode_entry(when, line) for when, line in lines])
+        return d.addErrback(lambda f: self.log.info(
+            "history of a room not put back: {why}", why=f.getErrorMessage()))
