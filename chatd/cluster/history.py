@@ -82,13 +82,21 @@ return 1
 """
 
 # KEYS: ranking, names, topics.  ARGV: rooms, lines each, list key prefix.
-# The most active rooms first: {key, name, topic, {entries...}} each.
+# The most active rooms first: {key, name, topic, {entries...}} each (a
+# key of another type, put there by hand, reads as no lines).
 SNAPSHOT = """
+local function field(hash, room)
+  if redis.call('TYPE', hash).ok ~= 'hash' then return '' end
+  return redis.call('HGET', hash, room) or ''
+end
 local out = {}
 for _, room in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
-  out[#out + 1] = {room, redis.call('HGET', KEYS[2], room) or '',
-                   redis.call('HGET', KEYS[3], room) or '',
-                   redis.call('LRANGE', ARGV[3] .. room, -tonumber(ARGV[2]), -1)}
+  local list = ARGV[3] .. room
+  local lines = {}
+  if redis.call('TYPE', list).ok == 'list' then
+    lines = redis.call('LRANGE', list, -tonumber(ARGV[2]), -1)
+  end
+  out[#out + 1] = {room, field(KEYS[2], room), field(KEYS[3], room), lines}
 end
 return out
 """

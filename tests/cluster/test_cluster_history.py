@@ -1,0 +1,155 @@
+"""
+History shared by the nodes of a cluster: a room's last lines, kept in
+Redis, replay the same on every node, to nodes started later, and after
+every node restarted (real ``twistd`` nodes, real ``redis-server``).
+"""
+
+import re
+
+from cluster_helpers import users
+from redis_server import wait_for
+
+STAMP = re.compile(r"= \[\d{4}-\d\d-\d\d \d\d:\d\d\] ")
+LOST = "*** cluster link lost: only this node's users get your lines until it is back"
+RESTORED = "*** cluster link restored"
+
+
+def fresh(node):
+    """
+    A new user on ``node``, past the lobby's history (sent on connect).
+    """
+    client = node.client()
+    client.say("/who")
+    client.expect("- online")
+    return client
+
+
+def replay(client, room):
+    """
+    The history lines ``client`` gets on ``/join ROOM`` (a room it is not
+    in yet), up to their end.
+    """
+    client.say(f"/join {room}")
+    lines = client.lines_until(f"- end of history of #{room}")
+    assert client.expect("*** you are in").startswith(f"*** you are in #{room} (")
+    return [line for line in lines if line.startswith("= [")]  # not live lines
+
+
+def shown(client, command, room):
+    client.say(command)
+    lines = client.lines_until(f"- end of history of #{room}")
+    return [line for line in lines if line.startswith("= [")]
+
+
+def texts(lines):
+    """
+    The lines without their time stamps (each node stamps a line it heard
+    from another node with the time it heard it), checked to have one.
+    """
+    assert all(STAMP.match(line) for line in lines), lines
+    return [STAMP.sub("", line, count=1) for line in lines]
+
+
+def say_in_dev(alice, bob):
+    """
+    alice (on one node, in #dev) says lines; bob (on another node, in the
+    lobby only) has heard all of them once he hears her next lobby line.
+    """
+    alice.say("/join dev")
+    alice.expect("*** you are in #dev")
+    alice.say("/topic dev the plan")
+    for n in range(1, 6):
+        alice.say(f"line {n}")
+    alice.say("/me waves")
+    alice.say("/join lobby")
+    alice.say("marker")
+    assert bob.expect("<alice>") == "<alice> marker"
+
+
+SAID = ["*** alice set the topic of #dev: the plan",
+        *[f"<alice> line {n}" for n in range(1, 6)], "* alice waves"]
+
+
+def test_a_room_nobody_else_is_in_replays_the_same_on_every_node(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    say_in_dev(alice, bob)
+    on_a, on_b = replay(fresh(a), "dev"), replay(bob, "dev")
+    assert texts(on_a) == texts(on_b) == SAID
+    # /history reads Redis: the same lines, stamps and all, from both nodes.
+    from_a = shown(alice, "/history dev 50", "dev")
+    assert shown(bob, "/history dev 50", "dev") == from_a
+    assert texts(from_a) == SAID and from_a == on_a
+    # One entry per line: heard lines are not written again.
+    assert redis.cli("LLEN", "chatd:0:history:room:dev") == str(len(SAID))
+
+
+def test_a_node_started_later_replays_the_lines(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    say_in_dev(alice, bob)
+    alice.say("in the lobby")
+    assert bob.expect("<alice>") == "<alice> in the lobby"
+    c = make_node(redis)
+    carol = c.client(greet=False)  # the lobby's history comes on connect
+    assert carol.line().startswith("*** Welcome")
+    lobby = carol.lines_until("- end of history of #lobby")[:-1]
+    assert texts(lobby)[-2:] == ["<alice> marker", "<alice> in the lobby"]
+    assert replay(carol, "dev") == replay(fresh(a), "dev")  # stamps too: both read Redis
+    carol.say("/topic")
+    assert carol.expect("- topic") == "- topic of #dev: the plan"
+
+
+def test_history_outlives_every_node(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    say_in_dev(alice, bob)
+    before = replay(fresh(a), "dev")
+    a.stop()
+    b.stop()
+    c = make_node(redis)  # a fresh --data-dir: nothing from SQLite
+    assert replay(fresh(c), "dev") == before
+
+
+def test_a_line_from_another_node_is_in_the_ring_of_a_room_with_members(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    bob.say("/join dev")
+    alice.say("/join dev")
+    assert bob.expect("*** alice") == "*** alice joined #dev"
+    alice.say("from a")
+    assert bob.expect("<alice>") == "<alice> from a"
+    bob.say("from b")
+    assert alice.expect("<bob>") == "<bob> from b"
+    assert texts(replay(fresh(b), "dev")) == texts(replay(fresh(a), "dev")) == \
+        ["<alice> from a", "<bob> from b"]
+
+
+def test_redis_back_empty_gets_the_history_back_from_the_nodes(own_redis, make_node):
+    a, b = make_node(own_redis), make_node(own_redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    say_in_dev(alice, bob)
+    own_redis.stop()  # no persistence: it comes back empty
+    assert alice.expect(LOST) == LOST and bob.expect(LOST) == LOST
+    own_redis.start()
+    assert alice.expect(RESTORED, timeout=15) == RESTORED
+    assert bob.expect(RESTORED, timeout=15) == RESTORED
+    # The first node back writes its ring back; the other finds it there.
+    wait_for(lambda: own_redis.cli("LLEN", "chatd:0:history:room:dev") == str(len(SAID)),
+             "the history of #dev written back")
+    bob.say("/join dev")
+    bob.expect("*** you are in #dev")
+    assert texts(shown(bob, "/history dev", "dev")) == SAID
+    c = make_node(own_redis)
+    assert texts(replay(fresh(c), "dev")) == SAID
+
+
+def test_history_while_the_link_is_down_is_this_nodes(own_redis, make_node):
+    a = make_node(own_redis)
+    (alice,) = users((a, "alice"))
+    alice.say("/join dev")
+    alice.say("before")
+    own_redis.stop()
+    assert alice.expect(LOST) == LOST
+    alice.say("during")  # not written: counted
+    assert texts(shown(alice, "/history 50", "dev")) == ["<alice> before", "<alice> during"]
