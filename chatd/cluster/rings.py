@@ -100,6 +100,8 @@ class HistoryRings:
                           dropped=self.store.dropped)
         loaded = set()
         for key, name, topic, lines in reversed(saved):  # the idlest first
+            if not lines and not topic and key not in self.rooms:
+                continue  # nothing readable kept: no room made for it
             room = self._room_for_history(name)
             if room is None:
                 continue
