@@ -6,6 +6,16 @@ every node restarted (real ``twistd`` nodes, real ``redis-server``).
 
 import re
 
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+from zope.interface import implementer
+
+from chatd.cluster.config import parse_redis_url
+from chatd.cluster.history import RedisHistory
+from chatd.cluster.hub import ClusterHub
+from chatd.cluster.rings import _merged
+from chatd.hub import IChatClient
 from cluster_helpers import users
 from redis_server import wait_for
 
@@ -153,3 +163,85 @@ def test_history_while_the_link_is_down_is_this_nodes(own_redis, make_node):
     assert alice.expect(LOST) == LOST
     alice.say("during")  # not written: counted
     assert texts(shown(alice, "/history 50", "dev")) == ["<alice> before", "<alice> during"]
+
+
+# --- the store and the rings in this process, against the real Redis -------
+
+
+@implementer(IChatClient)
+class Quiet:
+    name = None
+
+    def deliver(self, data):
+        pass
+
+
+@pytest.fixture
+def hub(redis):
+    """
+    A started ``ClusterHub`` with a ``RedisHistory`` (rings of 3 lines,
+    5 kept in Redis, at most 2 rooms there), once registered.
+    """
+    hubs = []
+
+    @defer.inlineCallbacks
+    def start():
+        store = RedisHistory(keep=5, max_rooms=2)
+        h = ClusterHub(parse_redis_url(redis.url), reactor, history=3, store=store,
+                       max_rooms=10)
+        store.attach(h.link, h.keys.prefix)
+        hubs.append(h)
+        registered = h.when_registered()
+        h.start()
+        yield registered
+        return h
+    yield start
+    for h in hubs:
+        pytest_twisted.blockon(h.stop())
+
+
+@pytest_twisted.inlineCallbacks
+def test_redis_keeps_at_most_keep_lines_of_max_rooms_rooms(hub):
+    h = yield hub()
+    c = Quiet()
+    h.connect(c)
+    for room in ("one", "two", "three"):
+        h.join(c, room)
+        for n in range(7):
+            h.say(c, f"{room} {n}")
+    kept = yield h.store.recent("three", 50)
+    assert [line for _, line in kept] == [f"<{c.name}> three {n}" for n in range(2, 7)]
+    assert (yield h.store.recent("one", 50)) == []  # the least active room went
+    ranked = yield h.link.call("zrevrange", h.store.rooms, 0, -1)
+    assert list(ranked) == ["three", "two"]
+    assert [line for _, line in h.rooms["three"].history] == \
+        [f"<{c.name}> three {n}" for n in range(4, 7)]  # the ring: 3 lines
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_reload_loads_the_rings_from_redis(hub):
+    h = yield hub()
+    c = Quiet()
+    h.connect(c)
+    h.join(c, "dev")
+    h.say(c, "said")
+    yield h.store.recent("dev", 1)  # written
+    h.rooms["dev"].history.clear()
+    h.rooms["dev"].history.append((1.0, "only in this ring"))
+    yield h._reload_history()
+    assert [line for _, line in h.rooms["dev"].history] == [f"<{c.name}> said"]
+
+
+@pytest.mark.parametrize("saved, heard, merged", [
+    ([], [], []),
+    (["a", "b"], [], ["a", "b"]),
+    ([], ["a"], ["a"]),
+    (["a", "b"], ["b", "c"], ["a", "b", "c"]),  # b was in the snapshot already
+    (["a", "b"], ["a", "b"], ["a", "b"]),
+    (["a", "b"], ["c"], ["a", "b", "c"]),
+    (["x", "x"], ["x", "x", "x"], ["x", "x", "x"]),
+])
+def test_lines_heard_during_a_reload_follow_the_snapshot_once(saved, heard, merged):
+    entries = [(float(n), line) for n, line in enumerate(saved)]
+    noted = [(10.0 + n, line) for n, line in enumerate(heard)]
+    assert [line for _, line in _merged(entries, noted)] == merged
