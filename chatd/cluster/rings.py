@@ -18,8 +18,8 @@ that read is on its way are added after the snapshot unless its last
 lines already are those (the same text in the same order); a room this
 node has lines for and Redis has none (Redis restarted empty) is written
 back from this node's ring, if no other node did it first.  Lines said
-while the link was down never reached the other nodes; they are counted,
-and the reload replaces them with the cluster's lines.
+while the link was down never reached the other nodes and were not
+written (counted); the reload replaces them with the cluster's lines.
 
 /history N reads Redis (up to 500 lines, the whole cluster's); while the
 link is down it reads this node's ring.
@@ -98,6 +98,12 @@ class HistoryRings:
         if self.store.dropped:
             self.log.info("{dropped} history lines were not written to redis so far",
                           dropped=self.store.dropped)
+        try:
+            self._load_rings(saved, heard)
+        except Exception:
+            self.log.failure("loading the rings from redis failed")
+
+    def _load_rings(self, saved, heard):
         loaded = set()
         for key, name, topic, lines in reversed(saved):  # the idlest first
             if not lines and not topic and key not in self.rooms:

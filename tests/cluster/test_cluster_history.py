@@ -121,20 +121,6 @@ def test_history_outlives_every_node(redis, make_node):
     assert replay(fresh(c), "dev") == before
 
 
-def test_a_line_from_another_node_is_in_the_ring_of_a_room_with_members(redis, make_node):
-    a, b = make_node(redis), make_node(redis)
-    alice, bob = users((a, "alice"), (b, "bob"))
-    bob.say("/join dev")
-    alice.say("/join dev")
-    assert bob.expect("*** alice") == "*** alice joined #dev"
-    alice.say("from a")
-    assert bob.expect("<alice>") == "<alice> from a"
-    bob.say("from b")
-    assert alice.expect("<bob>") == "<bob> from b"
-    assert texts(replay(fresh(b), "dev")) == texts(replay(fresh(a), "dev")) == \
-        ["<alice> from a", "<bob> from b"]
-
-
 def test_redis_back_empty_gets_the_history_back_from_the_nodes(own_redis, make_node):
     a, b = make_node(own_redis), make_node(own_redis)
     alice, bob = users((a, "alice"), (b, "bob"))
