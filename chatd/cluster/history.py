@@ -32,44 +32,47 @@ from chatd.history import IHistoryStore
 MAX_ENTRY = 16 * 1024  # characters; longer than any line a node keeps
 LATEST = 2 ** 33  # seconds since 1970 (year 2242): a time past it is junk
 
-# Shared by the scripts that add rooms: drop the least active ones past
-# the cap.  KEYS[2]: the ranking, KEYS[3], KEYS[4]: names, topics.
-_TRIM = """
-local function trim(most, prefix)
-  local extra = redis.call('ZCARD', KEYS[2]) - most
+# Shared by the scripts that add lines.  Every key is the cluster's prefix
+# (ARGV[1]) and a fixed name, so the scripts take no KEYS: each argument
+# costs the reactor thread some microseconds per line.
+_ROOMS = """
+local prefix = ARGV[1]
+local ranking, names, topics = prefix .. 'rooms', prefix .. 'names', prefix .. 'topics'
+local function add(room, name, at, most)
+  redis.call('ZADD', ranking, at, room)
+  redis.call('HSET', names, room, name)
+  local extra = redis.call('ZCARD', ranking) - most
   if extra <= 0 then return end
-  for _, room in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
-    redis.call('DEL', prefix .. room)
-    redis.call('HDEL', KEYS[3], room)
-    redis.call('HDEL', KEYS[4], room)
-    redis.call('ZREM', KEYS[2], room)
+  for _, gone in ipairs(redis.call('ZRANGE', ranking, 0, extra - 1)) do
+    redis.call('DEL', prefix .. 'room:' .. gone)
+    redis.call('HDEL', names, gone)
+    redis.call('HDEL', topics, gone)
+    redis.call('ZREM', ranking, gone)
   end
 end
 """
 
-# KEYS: the room's list, ranking, names, topics.  ARGV: room key, name,
-# time, entry, keep, max rooms, list key prefix.
-APPEND = _TRIM + """
-redis.call('RPUSH', KEYS[1], ARGV[4])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[5]), -1)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-trim(tonumber(ARGV[6]), ARGV[7])
+# ARGV: history key prefix, room key, time, entry, keep, max rooms, and the
+# room's name if it is not its key.  Keep the line, and drop the least
+# active rooms past the cap.
+APPEND = _ROOMS + """
+local list = prefix .. 'room:' .. ARGV[2]
+redis.call('RPUSH', list, ARGV[4])
+redis.call('LTRIM', list, -tonumber(ARGV[5]), -1)
+add(ARGV[2], ARGV[7] or ARGV[2], ARGV[3], tonumber(ARGV[6]))
 return 1
 """
 
-# KEYS: the room's list, ranking, names, topics.  ARGV: room key, name,
-# time of the last entry, keep, max rooms, list key prefix, topic, entries...
-# A node's rings put back a room Redis no longer has (Redis restarted
-# empty): only if nobody did it first.
-SEED = _TRIM + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-for i = 8, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[4], ARGV[1], ARGV[7]) end
-trim(tonumber(ARGV[5]), ARGV[6])
+# ARGV: history key prefix, room key, name, time of the last entry, keep,
+# max rooms, topic, entries...  A node's rings put back a room Redis no
+# longer has (Redis restarted empty): only if nobody did it first.
+SEED = _ROOMS + """
+local list = prefix .. 'room:' .. ARGV[2]
+if redis.call('EXISTS', list) == 1 then return 0 end
+for i = 8, #ARGV do redis.call('RPUSH', list, ARGV[i]) end
+redis.call('LTRIM', list, -tonumber(ARGV[5]), -1)
+if ARGV[7] ~= '' then redis.call('HSET', topics, ARGV[2], ARGV[7]) end
+add(ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[6]))
 return 1
 """
 
@@ -81,25 +84,26 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 """
 
-# KEYS: ranking, names, topics.  ARGV: rooms, lines each, list key prefix.
-# The most active rooms first: {key, name, topic, {entries...}} each (a
-# key of another type, put there by hand, reads as no lines).
+# KEYS: names, topics.  ARGV: lines each, list key prefix, room keys...
+# Each room: {key, name, topic, {entries...}} (a key of another type, put
+# there by hand, reads as no lines).
 SNAPSHOT = """
 local function field(hash, room)
   if redis.call('TYPE', hash).ok ~= 'hash' then return '' end
   return redis.call('HGET', hash, room) or ''
 end
 local out = {}
-for _, room in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
-  local list = ARGV[3] .. room
-  local lines = {}
+for i = 3, #ARGV do
+  local room, lines = ARGV[i], {}
+  local list = ARGV[2] .. room
   if redis.call('TYPE', list).ok == 'list' then
-    lines = redis.call('LRANGE', list, -tonumber(ARGV[2]), -1)
+    lines = redis.call('LRANGE', list, -tonumber(ARGV[1]), -1)
   end
-  out[#out + 1] = {room, field(KEYS[2], room), field(KEYS[3], room), lines}
+  out[#out + 1] = {room, field(KEYS[1], room), field(KEYS[2], room), lines}
 end
 return out
 """
+SNAPSHOT_PAGE = 50  # rooms read per call: the reactor decodes one page at a time
 
 
 def encode_entry(when, line):
@@ -191,17 +195,16 @@ class RedisHistory:
         """
         Write through ``link``, under the cluster's key ``prefix``.
         """
-        self.link, self.prefix = link, prefix
-        self.rooms = prefix + "history:rooms"  # sorted set: room key by last line
-        self.names = prefix + "history:names"  # hash: room key -> name as written
-        self.topics = prefix + "history:topics"  # hash: room key -> topic
-        self.lists = prefix + "history:room:"  # + room key: list of entries
+        self.link = link
+        self.prefix = prefix + "history:"
+        self.rooms = self.prefix + "rooms"  # sorted set: room key by last line
+        self.names = self.prefix + "names"  # hash: room key -> name as written
+        self.topics = self.prefix + "topics"  # hash: room key -> topic
+        self.lists = self.prefix + "room:"  # + room key: list of entries
+        self._limits = (str(self.keep), str(self.max_rooms))
 
-    def _keys(self, room):
-        return [self.lists + room, self.rooms, self.names, self.topics]
-
-    def _write(self, script, keys, *args):
-        d = self.link.call("eval", script, keys, [str(a) for a in args])
+    def _write(self, script, keys, args):
+        d = self.link.call("eval", script, keys, args)
         d.addErrback(self._not_written)
 
     def _not_written(self, failure):
@@ -215,11 +218,13 @@ class RedisHistory:
         return []
 
     def append(self, room, name, when, line):
-        self._write(APPEND, self._keys(room), room, name, repr(when),
-                    encode_entry(when, line), self.keep, self.max_rooms, self.lists)
+        args = [self.prefix, room, repr(when), encode_entry(when, line), *self._limits]
+        if name != room:
+            args.append(name)
+        self._write(APPEND, [], args)
 
     def set_topic(self, room, name, topic):
-        self._write(TOPIC, [self.rooms, self.topics], room, topic)
+        self._write(TOPIC, [self.rooms, self.topics], [room, topic])
 
     def forget(self, room):
         """
@@ -231,16 +236,22 @@ class RedisHistory:
         return self.link.call("lrange", self.lists + room, -count, -1).addCallback(
             decode_entries)
 
+    @defer.inlineCallbacks
     def snapshot(self, rooms, count):
         """
         A Deferred of ``(key, name, topic, [(time, line), ...])`` of the
         ``rooms`` most active rooms, their last ``count`` lines, the most
-        active room first; junk skipped.
+        active room first; junk skipped.  Read a page of rooms at a time,
+        so neither Redis nor this reactor is held long by one reply.
         """
-        d = self.link.call("eval", SNAPSHOT, [self.rooms, self.names, self.topics],
-                           [str(rooms), str(count), self.lists])
-        d.addCallback(lambda items: [r for r in map(decode_room, items or []) if r])
-        return d
+        keys = yield self.link.call("zrevrange", self.rooms, 0, rooms - 1)
+        keys = [k for k in map(_text, keys or []) if k is not None]
+        saved = []
+        for i in range(0, len(keys), SNAPSHOT_PAGE):
+            items = yield self.link.call("eval", SNAPSHOT, [self.names, self.topics],
+                                         [str(count), self.lists, *keys[i:i + SNAPSHOT_PAGE]])
+            saved += [r for r in map(decode_room, items or []) if r]
+        return saved
 
     def seed(self, room, name, topic, lines):
         """
@@ -249,9 +260,8 @@ class RedisHistory:
         """
         if not lines:
             return defer.succeed(0)
-        d = self.link.call("eval", SEED, self._keys(room),
-                           [room, name, repr(lines[-1][0]), str(self.keep),
-                            str(self.max_rooms), self.lists, topic or ""] +
-                           [encode_entry(when, line) for when, line in lines])
+        d = self.link.call("eval", SEED, [],
+                           [self.prefix, room, name, repr(lines[-1][0]), *self._limits,
+                            topic or ""] + [encode_entry(when, line) for when, line in lines])
         return d.addErrback(lambda f: self.log.info(
             "history of a room not put back: {why}", why=f.getErrorMessage()))
