@@ -10,11 +10,13 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
 from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from chatd.cluster.config import parse_redis_url
 from chatd.cluster.history import RedisHistory
 from chatd.cluster.hub import ClusterHub
 from chatd.cluster.rings import _merged
+from chatd.history import IHistoryStore
 from chatd.hub import IChatClient
 from cluster_helpers import users
 from redis_server import wait_for
@@ -231,3 +233,9 @@ def test_lines_heard_during_a_reload_follow_the_snapshot_once(saved, heard, merg
     entries = [(float(n), line) for n, line in enumerate(saved)]
     noted = [(10.0 + n, line) for n, line in enumerate(heard)]
     assert [line for _, line in _merged(entries, noted)] == merged
+
+
+def test_the_redis_store_is_a_history_store():
+    store = RedisHistory(keep=5, max_rooms=2)
+    assert verifyObject(IHistoryStore, store)
+    assert store.load(2, 5) == []  # the rings come from Redis when the link is up
