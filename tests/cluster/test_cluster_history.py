@@ -5,6 +5,8 @@ every node restarted (real ``twistd`` nodes, real ``redis-server``).
 """
 
 import re
+import socket
+import threading
 
 import pytest
 import pytest_twisted
@@ -151,6 +153,125 @@ def test_history_while_the_link_is_down_is_this_nodes(own_redis, make_node):
     assert alice.expect(LOST) == LOST
     alice.say("during")  # not written: counted
     assert texts(shown(alice, "/history 50", "dev")) == ["<alice> before", "<alice> during"]
+
+
+def test_a_conversation_over_three_nodes_replays_the_same_everywhere(redis, make_node):
+    a, b = make_node(redis), make_node(redis)
+    alice, bob = users((a, "alice"), (b, "bob"))
+    for c in (alice, bob):
+        c.say("/join dev")
+    assert alice.expect("*** bob") == "*** bob joined #dev"
+    said = []
+    for n in range(4):  # each answers the other: one order everywhere
+        alice.say(f"question {n}")
+        assert bob.expect("<alice>") == f"<alice> question {n}"
+        bob.say(f"answer {n}")
+        assert alice.expect("<bob>") == f"<bob> answer {n}"
+        said += [f"<alice> question {n}", f"<bob> answer {n}"]
+    c = make_node(redis)
+    carol = c.client()
+    carol.nick("carol")
+    assert texts(replay(carol, "dev")) == said  # a node started later
+    carol.say("from c")
+    assert alice.expect("<carol>") == "<carol> from c"
+    assert bob.expect("<carol>") == "<carol> from c"
+    said.append("<carol> from c")
+    for node in (a, b, c):
+        assert texts(replay(fresh(node), "dev")) == said
+    shown_on = [shown(user, "/history dev 50", "dev") for user in (alice, bob, carol)]
+    assert shown_on[0] == shown_on[1] == shown_on[2] and texts(shown_on[0]) == said
+
+
+class Gate:
+    """
+    A loopback relay to ``port`` that a test closes (every connection
+    through it is cut, new ones are refused) and opens again: one node's
+    way to Redis, as a pulled cable is.
+    """
+
+    def __init__(self, port):
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open_ = threading.Event()
+        self.open_.set()
+        self._pairs = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open_.is_set():
+                client.close()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self._pairs.append((client, server))
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.open_.clear()
+        pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def open(self):
+        self.open_.set()
+
+    def stop(self):
+        self.close()
+        self.listener.close()
+
+
+def test_a_node_cut_off_for_a_while_replays_what_the_others_said(redis, make_node,
+                                                                  make_daemon):
+    gate = Gate(redis.port)
+    try:
+        before = redis.nodes()
+        a = make_daemon("--redis", f"redis://127.0.0.1:{gate.port}/0")
+        wait_for(lambda: redis.nodes() - before, "the gated node to join")
+        b = make_node(redis)
+        alice, bob = users((a, "alice"), (b, "bob"))
+        bob.say("/join dev")
+        bob.say("before")
+        bob.say("/join lobby")
+        bob.say("marker 1")
+        assert alice.expect("<bob>") == "<bob> marker 1"
+        gate.close()
+        assert alice.expect(LOST) == LOST
+        bob.say("/join dev")
+        bob.say("while a was away")
+        bob.say("/topic dev set while a was away")
+        gate.open()
+        assert alice.expect(RESTORED, timeout=15) == RESTORED  # the rings are loaded by then
+        assert texts(replay(fresh(a), "dev")) == texts(replay(fresh(b), "dev")) == [
+            "<bob> before", "<bob> while a was away",
+            "*** bob set the topic of #dev: set while a was away"]
+    finally:
+        gate.stop()
 
 
 # --- the store and the rings in this process, against the real Redis -------
