@@ -22,25 +22,15 @@ import tempfile
 import time
 
 from twisted.internet import defer, task
-from zope.interface import implementer
-
+from bench.history import Null
 from chatd.cluster.config import parse_redis_url
 from chatd.cluster.history import RedisHistory
 from chatd.cluster.hub import ClusterHub
 from chatd.history import SQLiteHistory
-from chatd.hub import Hub, IChatClient
+from chatd.hub import Hub
 
 KEEP = 50  # --history's default
 PAGE = 500  # what Redis keeps per room for /history
-
-
-@implementer(IChatClient)
-class Null:
-    name = None
-    rooms = ()
-
-    def deliver(self, data):
-        pass
 
 
 def free_port():

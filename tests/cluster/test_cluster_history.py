@@ -21,6 +21,7 @@ from chatd.cluster.rings import _merged
 from chatd.history import IHistoryStore
 from chatd.hub import IChatClient
 from cluster_helpers import users
+from cutproxy import CutProxy
 from redis_server import wait_for
 
 STAMP = re.compile(r"= \[\d{4}-\d\d-\d\d \d\d:\d\d\] ")
@@ -182,68 +183,24 @@ def test_a_conversation_over_three_nodes_replays_the_same_everywhere(redis, make
     assert shown_on[0] == shown_on[1] == shown_on[2] and texts(shown_on[0]) == said
 
 
-class Gate:
+class Gate(CutProxy):
     """
     A loopback relay to ``port`` that a test closes (every connection
     through it is cut, new ones are refused) and opens again: one node's
     way to Redis, as a pulled cable is.
     """
 
-    def __init__(self, port):
-        self.target = port
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open_ = threading.Event()
-        self.open_.set()
-        self._pairs = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.open_.is_set():
-                client.close()
-                continue
-            server = socket.create_connection(("127.0.0.1", self.target))
-            self._pairs.append((client, server))
-            for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
+    def close(self):
         try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
         except OSError:
             pass
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.open_.clear()
-        pairs, self._pairs = self._pairs, []
-        for pair in pairs:
-            for sock in pair:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        CutProxy.close(self)
 
     def open(self):
-        self.open_.set()
-
-    def stop(self):
-        self.close()
-        self.listener.close()
+        self._socks = []  # closed by ``close``
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
 
 
 def test_a_node_cut_off_for_a_while_replays_what_the_others_said(redis, make_node,
@@ -271,7 +228,7 @@ def test_a_node_cut_off_for_a_while_replays_what_the_others_said(redis, make_nod
             "<bob> before", "<bob> while a was away",
             "*** bob set the topic of #dev: set while a was away"]
     finally:
-        gate.stop()
+        gate.close()
 
 
 # --- the store and the rings in this process, against the real Redis -------
