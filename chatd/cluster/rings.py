@@ -31,6 +31,8 @@ reload; Redis's order is the one /history shows and late nodes replay.
 A heard line is stamped with the time this node heard it.
 """
 
+from collections import deque
+
 from twisted.internet import defer
 from txredisapi import ConnectionError as RedisGone, TimeoutError as RedisTimeout
 
@@ -45,7 +47,7 @@ class HistoryRings:
     ``RedisHistory``.
     """
 
-    _reloading = None  # room key -> [(time, line)] kept while a reload is on its way
+    _reloading = None  # room key -> (time, line)s kept while a reload is on its way
 
     def _keep(self, room, line):
         super()._keep(room, line)  # this node's line: ring, and the store
@@ -61,8 +63,11 @@ class HistoryRings:
             self._noted(room)
 
     def _noted(self, room):
-        if self._reloading is not None:
-            self._reloading.setdefault(room.key, []).append(room.history[-1])
+        if self._reloading is not None:  # at most a ring's worth per room
+            noted = self._reloading.get(room.key)
+            if noted is None:
+                noted = self._reloading[room.key] = deque(maxlen=self.keep)
+            noted.append(room.history[-1])
 
     def _room_for_history(self, name):
         """
@@ -139,8 +144,9 @@ def _merged(saved, heard):
     """
     ``saved`` then the lines of ``heard`` it does not end with already.
     """
-    texts = [line for _, line in saved]
+    texts, heard = [line for _, line in saved], list(heard)
+    said = [line for _, line in heard]
     for n in range(min(len(heard), len(saved)), 0, -1):
-        if texts[-n:] == [line for _, line in heard[:n]]:
+        if texts[-n] == said[0] and texts[-n:] == said[:n]:
             return saved + heard[n:]
     return saved + heard
