@@ -9,7 +9,7 @@ by the node where the line was said; the node's hub keeps the lines it
 hears from the bus in its rings only (``chatd.cluster.rings``).  A sorted
 set ranks the rooms by their last line, and the same call drops the least
 active rooms past ``max_rooms``, so Redis holds at most ``max_rooms x
-keep`` lines.  Names as first written and topics are two hashes beside it.
+keep`` lines.  Rooms' names (as written) and topics are two hashes beside it.
 
 A write never waits: it goes out on the link's command connection, and
 while the link is down (or its queue is full) it is dropped and counted,
