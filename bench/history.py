@@ -13,13 +13,29 @@ import asyncio
 import os
 import time
 
+from zope.interface import implementer
+
 from bench import servers
+from chatd.hub import IChatClient
 
 BURST = 10_000
 RECEIVERS = 10
 KEEP = 50  # chatd's default --history
 PAGE = 500  # what /history shows at most
 VARIANTS = [("history off", ["--history", "0"]), ("history on", ["--history", str(KEEP)])]
+
+
+@implementer(IChatClient)
+class Null:
+    """
+    A member that takes every line and does nothing with it.
+    """
+
+    name = None
+    rooms = ()
+
+    def deliver(self, data):
+        pass
 
 
 def run(ctx, results, chat_specs, measure):
@@ -64,18 +80,9 @@ def cpu_per_line(members, workdir, lines=2000, rounds=3):
     ``rounds``, alternating.
     """
     from twisted.internet.testing import MemoryReactorClock
-    from zope.interface import implementer
 
     from chatd.history import SQLiteHistory
-    from chatd.hub import Hub, IChatClient
-
-    @implementer(IChatClient)
-    class Null:
-        name = None
-        rooms = ()
-
-        def deliver(self, data):
-            pass
+    from chatd.hub import Hub
 
     def per_line(keep, store):
         hub = Hub(history=keep, store=store)

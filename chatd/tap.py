@@ -295,7 +295,7 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
         hub = Hub(clock=reactor, **hub_options)
         store = FileStore(options["data-dir"], **store_options)
     else:
-        # History stays per node (README "Cluster"); files are one store.
+        # History, files and accounts are the cluster's (README "Cluster").
         from chatd.cluster.files import RedisIndex
         from chatd.cluster.hub import ClusterHub
 
@@ -305,6 +305,8 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
                           **store_options)
         if accounts is not None:
             accounts.store.attach(hub)
+        if history is not None:
+            history.attach(hub.link, hub.keys.prefix)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
                        accounts=accounts, coalesce_writes=True, metrics=metrics,
                        bans=Bans(SQLiteBanStore.in_directory(nodeDataDir(options)), reactor))
@@ -351,11 +353,18 @@ def makeHistory(options, reactor, parent):
     """
     The rooms' history store under --data-dir (None with --history 0), a
     child service of ``parent`` (started first, so stopped last: the lines
-    said until the listeners close are written).
+    said until the listeners close are written); with --redis, the
+    cluster's in Redis (attached to the hub's link by ``makeFactory``).
     """
     if not options["history"]:
         return None
     from chatd.commands.rooms import MAX_HISTORY
+
+    if options["redis"] is not None:
+        from chatd.cluster.history import RedisHistory
+
+        return RedisHistory(keep=max(options["history"], MAX_HISTORY),
+                            max_rooms=options["max-rooms"])
     from chatd.history import SQLiteHistory
 
     history = SQLiteHistory.in_directory(nodeDataDir(options), reactor,

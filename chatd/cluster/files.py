@@ -308,7 +308,9 @@ class FileNotices:
     file_index = None
 
     def _on_shared(self, node, room, name, file, size):
-        self.notify(grammar.file_shared(name, file, int(size)), room=room)
+        # Heard like a line in the room: the committing node wrote it to history.
+        line = grammar.notice(grammar.file_shared(name, file, int(size)))
+        self._in_room(room, lambda _: line)
         self._files_changed()
 
     def _on_removed(self, node, file, keep):

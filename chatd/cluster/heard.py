@@ -30,18 +30,21 @@ class Heard:
             self.log.failure("bus message {kind} from node {sender} failed",
                              kind=message.kind, sender=message.node)
 
-    # A line in a room reaches this node's members of it (a room nobody
-    # here is in is not made for it), through the local fan-out, so the
-    # "[#room]" prefix and the current room stay this node's business; it
-    # is kept in the room's history here as if said here.
+    # A line in a room reaches this node's members of it, through the
+    # local fan-out, so the "[#room]" prefix and the current room stay this
+    # node's business; a kept line (not a join or part) goes into the
+    # room's ring here, even with nobody here in it (``HistoryRings``).
     def _in_room(self, name, line, prefixed=True, presence=False):
         room = self.rooms.get(grammar.room_key(name))
-        if room is None or not len(room) or (presence and not self._announce_presence(room)):
+        if room is None and not presence:
+            room = self._room_for_history(name)
+        if room is None or (presence and not (len(room) and self._announce_presence(room))):
             return None
         text = line(room.name)
-        room.broadcast(text, prefixed=prefixed)
+        if len(room):
+            room.broadcast(text, prefixed=prefixed)
         if not presence:
-            self._keep(room, text)
+            self._keep_heard(room, text)
         return room
 
     def _on_say(self, node, room, name, text):
@@ -59,9 +62,7 @@ class Heard:
     def _on_topic(self, node, room, name, text):
         here = self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
         if here is not None:
-            here.topic = text
-            if self.store is not None and self.keep:
-                self.store.set_topic(here.key, here.name, text)
+            here.topic = text  # kept in the store by the node it was set on
 
     # Connections, departures and renames are told in the lobby; a
     # departure or rename even if the directory did not know the user (a

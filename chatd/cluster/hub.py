@@ -13,9 +13,10 @@ whichever node asks first) and reloads who is elsewhere.
 
 Every room crosses nodes: a line, /join, /part or /topic is published once
 with its room, and each node hands it to its own members of that room
-(``Heard``).  File notices cross nodes through the file index's commit
-(``files``); rooms and history are otherwise per node, so ``notify``
-(walls) stays on this node.
+(``Heard``).  History is the cluster's, in Redis, and every node keeps
+the rings it replays in step with it (``HistoryRings``); file notices
+cross nodes through the file index's commit (``files``).  Walls
+(``notify`` with no room) stay on this node.
 """
 
 import uuid
@@ -33,6 +34,7 @@ from chatd.cluster.files import FileNotices
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
+from chatd.cluster.rings import HistoryRings
 from chatd.cluster.scripts import Keys
 from chatd.cluster.takeover import TakeOver
 from chatd.grammar import LOBBY, ChatError
@@ -53,7 +55,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(TakeOver, FileNotices, Heard, Hub):
+class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -102,7 +104,8 @@ class ClusterHub(TakeOver, FileNotices, Heard, Hub):
         self.guests.top_up()
         if self.accounts is not None:
             self.accounts.link_up()
-        d = self.registry.heartbeat()
+        d = self._reload_history()  # first: who joins once we are registered sees it
+        d.addCallback(lambda _: self.registry.heartbeat())
         d.addCallback(lambda _: self._register())
         d.addErrback(lambda f: self.log.failure(
             "could not register with the cluster; trying again when the link is back", f))

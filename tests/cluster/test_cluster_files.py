@@ -69,7 +69,7 @@ def test_a_file_uploaded_on_one_node_downloads_from_another(redis, make_node, tm
     assert sorted(os.listdir(shared / "nodes")) == ["0", "1"]
     for node in ("0", "1"):
         own = set(os.listdir(shared / "nodes" / node))
-        assert {"bans.sqlite3", "history.sqlite3", "tmp", "partial"} <= own, own
+        assert {"bans.sqlite3", "tmp", "partial"} <= own, own
     assert not {"accounts.sqlite3", "bans.sqlite3", "history.sqlite3", "index.json",
                 "tmp"} & set(os.listdir(shared))
     # Names outside ASCII cross nodes as they are.
@@ -295,3 +295,25 @@ def test_a_data_dir_that_cannot_hold_node_directories_is_a_usage_error(tmp_path)
     with pytest.raises(usage.UsageError) as e:
         tap.nodeDataDir(options)
     assert str(e.value).startswith("--data-dir: cannot make a node directory in ")
+
+
+def test_an_upload_notice_is_kept_once_in_the_shared_history(redis, make_node, tmp_path):
+    """
+    The committing node writes the notice to the room's history; a node
+    that heard it keeps it in its ring only, so it is replayed once, and
+    the same, on every node.
+    """
+    a, b = two_nodes(redis, make_node, tmp_path / "shared")
+    alice, bob = users((a, "alice"), (b, "bob"))
+    assert upload(alice, "kept.txt", b"kept").startswith("*** stored kept.txt")
+    notice = "*** alice shared kept.txt (4 bytes)"
+    assert bob.line() == notice
+    for node in (a, b):
+        carol = node.client()
+        replayed = carol.lines_until("- end of history of #lobby")
+        assert [line.split("] ", 1)[1] for line in replayed
+                if line.startswith("= [")].count(notice) == 1, replayed
+        carol.say("/history 50")
+        shown = carol.lines_until("- end of history of #lobby")
+        assert [line.split("] ", 1)[1] for line in shown
+                if line.startswith("= [")].count(notice) == 1, shown
