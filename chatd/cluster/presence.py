@@ -24,14 +24,15 @@ from chatd import grammar
 from chatd.cluster import bus
 
 # KEYS: the nodes set.  ARGV: key prefix.  Every node's memberships:
-# node, value, node, value, ...
+# node, name key, value, node, name key, value, ...
 SNAPSHOT = """
 local out = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local all = redis.call('HGETALL', ARGV[1] .. 'node:' .. node .. ':rooms')
-  for i = 2, #all, 2 do
+  for i = 1, #all, 2 do
     out[#out + 1] = node
     out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
   end
 end
 return out
@@ -70,11 +71,11 @@ def membership(name, rooms):
     return " ".join([name, *rooms])
 
 
-def parse_membership(node, value):
+def parse_membership(node, key, value):
     """
-    ``(node, name, rooms)`` from a memberships hash value, or ``None``.
+    ``(node, name, rooms)`` from a memberships hash entry, or ``None``.
     """
-    if not isinstance(node, str) or not bus.NODE_ID.match(node) or not isinstance(value, str):
+    if not all(isinstance(s, str) for s in (node, key, value)) or not bus.NODE_ID.match(node):
         return None
     name, *rooms = value.split(" ")
     try:
@@ -83,7 +84,7 @@ def parse_membership(node, value):
             bus.check_fields("enter", room=room)
     except bus.Malformed:
         return None
-    return node, name, rooms
+    return (node, name, rooms) if grammar.name_key(name) == key else None
 
 
 def parse_topic(key, value):
@@ -147,7 +148,8 @@ class Presence:
         """
         def parse(flat):
             flat = list(flat or [])
-            return self._valid("memberships", map(parse_membership, flat[::2], flat[1::2]))
+            return self._valid("memberships",
+                               map(parse_membership, flat[::3], flat[1::3], flat[2::3]))
         d = self.link.call("eval", SNAPSHOT, [self.keys.nodes], [self.keys.prefix])
         return d.addCallback(parse)
 
