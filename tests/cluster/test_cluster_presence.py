@@ -9,7 +9,14 @@ checked), never for time.
 
 import time
 
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from chatd.cluster.config import parse_redis_url
+from chatd.cluster.link import RedisLink
 from chatd.cluster.members import RemoteMembers
+from chatd.cluster.presence import Presence
+from chatd.cluster.scripts import Keys
 from cluster_helpers import settle, synced, users, who, who_in
 from redis_server import wait_for
 
@@ -174,3 +181,28 @@ def test_a_reload_keeps_the_rooms_the_bus_told_meanwhile():
     members.remove("n2", "amy")
     members.forget_node("n1")
     assert members.listed() == [("dev", "dev", 1)] and members.rooms_of("n1", "new") is None
+
+
+@pytest_twisted.inlineCallbacks
+def test_memberships_and_topics_round_trip_through_redis(redis):
+    node, up = "0123456789abcdef", defer.Deferred()
+    link = RedisLink(parse_redis_url(redis.url), reactor, ["unused"], lambda *_: None,
+                     lambda: up.callback(None), lambda: None)
+    link.start()
+    try:
+        yield up
+        keys = Keys(0)
+        presence = Presence(link, keys, node, max_topics=2)
+        yield link.call("sadd", keys.nodes, node)
+        yield presence.replace([("Alice", ["lobby", "dev"]), ("bob", [])])
+        yield presence.place("Carol", ["Dev"])
+        yield presence.unplace("BOB")
+        assert sorted((yield presence.snapshot())) == [
+            (node, "Alice", ["lobby", "dev"]), (node, "Carol", ["Dev"])]
+        yield presence.replace([])
+        assert (yield presence.snapshot()) == []
+        for when, room in enumerate(["a", "B", "c"]):
+            yield presence.set_topic(room, f"topic {when}", when)
+        assert sorted((yield presence.topics())) == [("B", "topic 1"), ("c", "topic 2")]
+    finally:
+        yield link.stop()

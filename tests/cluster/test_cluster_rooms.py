@@ -4,7 +4,7 @@ members on every node, through each node's own fan-out (real ``twistd``
 nodes, real ``redis-server``).
 """
 
-from cluster_helpers import lines_until, users
+from cluster_helpers import lines_until, synced, users
 
 
 def test_a_rooms_lines_reach_its_members_on_every_node(redis, make_node):
@@ -12,8 +12,9 @@ def test_a_rooms_lines_reach_its_members_on_every_node(redis, make_node):
     alice, bob, carol = users((a, "alice"), (b, "bob"), (b, "carol"))
     alice.say("/join #dev")
     assert alice.expect("*** you are in") == "*** you are in #dev (1 online)"
+    synced(alice, bob)
     bob.say("/join dev")
-    assert bob.expect("*** you are in") == "*** you are in #dev (1 online)"  # this node's
+    assert bob.expect("*** you are in") == "*** you are in #dev (2 online)"  # every node's
     assert alice.expect("*** bob") == "*** bob joined #dev"
     alice.say("hello dev")
     alice.say("/me waves")
