@@ -23,30 +23,31 @@ from redis_server import wait_for
 RESTORED = "*** cluster link restored"
 
 
+def asked(client, command, answer):
+    """
+    The first line starting with ``answer`` after ``client`` says ``command``.
+    """
+    client.say(command)
+    return client.expect(answer)
+
+
 def test_who_rooms_and_join_count_every_node(redis, make_node):
     a, b, c = (make_node(redis) for _ in range(3))
     alice, dave, bob, carol = users((a, "alice"), (a, "dave"), (b, "bob"), (c, "carol"))
-    alice.say("/join #dev")
-    assert alice.expect("*** you are in") == "*** you are in #dev (1 online)"
+    assert asked(alice, "/join #dev", "*** you are in") == "*** you are in #dev (1 online)"
     synced(alice, bob)
-    bob.say("/join #Dev")
-    assert bob.expect("*** you are in") == "*** you are in #Dev (2 online)"
+    assert asked(bob, "/join #Dev", "*** you are in") == "*** you are in #Dev (2 online)"
     assert alice.expect("*** bob") == "*** bob joined #dev"
     synced(bob, dave, carol)
-    dave.say("/join dev")
-    assert dave.expect("*** you are in") == "*** you are in #dev (3 online)"
+    assert asked(dave, "/join dev", "*** you are in") == "*** you are in #dev (3 online)"
     synced(dave, carol)
     # carol's node has nobody in #dev: it knows the room from the others.
     assert who_in(carol, "dev") == (3, ["alice", "bob", "dave"])
     assert who_in(bob, "dev") == (3, ["alice", "bob", "dave"])
-    carol.say("/rooms")
-    assert carol.expect("- rooms") == "- rooms (2): #lobby (4), #dev (3)"
-    bob.say("/rooms")
-    assert bob.expect("- rooms") == "- rooms (2): #lobby (4), #Dev (3)"
-    carol.say("/topic #dev")
-    assert carol.expect("- ") == "- no topic for #dev"
-    carol.say("/part #dev")
-    assert carol.expect("! ") == "! you are not in #dev (/join dev)"
+    assert asked(carol, "/rooms", "- rooms") == "- rooms (2): #lobby (4), #dev (3)"
+    assert asked(bob, "/rooms", "- rooms") == "- rooms (2): #lobby (4), #Dev (3)"
+    assert asked(carol, "/topic #dev", "- ") == "- no topic for #dev"
+    assert asked(carol, "/part #dev", "! ") == "! you are not in #dev (/join dev)"
     bob.say("/part")
     assert alice.expect("*** bob") == "*** bob left #dev"
     synced(bob, carol)
@@ -60,8 +61,7 @@ def test_lobby_who_lists_only_those_in_the_lobby(redis, make_node):
     bob.say("/part #lobby")
     assert alice.expect("*** bob") == "*** bob left #lobby"
     assert who(alice) == ["alice", "bert"]
-    alice.say("/rooms")
-    assert alice.expect("- rooms") == "- rooms (2): #lobby (2), #dev (1)"
+    assert asked(alice, "/rooms", "- rooms") == "- rooms (2): #lobby (2), #dev (1)"
     bob.say("/join #lobby")
     assert alice.expect("*** bob") == "*** bob joined #lobby"
     assert who(alice) == ["alice", "bert", "bob"]
@@ -104,11 +104,10 @@ def test_a_topic_is_shown_on_entering_the_room_on_any_node(redis, make_node):
     a, b = make_node(redis), make_node(redis)
     alice, bob = users((a, "alice"), (b, "bob"))
     alice.say("/join #dev")
-    alice.say("/topic #dev release on friday")
-    assert alice.expect("*** alice set") == "*** alice set the topic of #dev: release on friday"
+    assert asked(alice, "/topic #dev release on friday", "*** alice set") == \
+        "*** alice set the topic of #dev: release on friday"
     synced(alice, bob)  # b had nobody in #dev when the topic was set
-    bob.say("/join #dev")
-    assert bob.expect("*** you are in") == "*** you are in #dev (2 online)"
+    assert asked(bob, "/join #dev", "*** you are in") == "*** you are in #dev (2 online)"
     assert bob.line() == "- topic of #dev: release on friday"
     alice.say("/part #dev")
     bob.say("/part #dev")
@@ -118,12 +117,10 @@ def test_a_topic_is_shown_on_entering_the_room_on_any_node(redis, make_node):
     carol = c.client()
     carol.nick("carol")
     settle([alice, bob, carol])
-    carol.say("/topic #dev")
-    assert carol.expect("- topic") == "- topic of #dev: release on friday"
-    carol.say("/rooms")
-    assert carol.expect("- rooms") == "- rooms (2): #lobby (3), #dev (0: release on friday)"
-    carol.say("/join #DEV")
-    assert carol.expect("*** you are in") == "*** you are in #dev (1 online)"
+    assert asked(carol, "/topic #dev", "- topic") == "- topic of #dev: release on friday"
+    assert asked(carol, "/rooms", "- rooms") == \
+        "- rooms (2): #lobby (3), #dev (0: release on friday)"
+    assert asked(carol, "/join #DEV", "*** you are in") == "*** you are in #dev (1 online)"
     assert carol.line() == "- topic of #dev: release on friday"
 
 
@@ -141,8 +138,7 @@ def test_a_killed_nodes_members_leave_every_room_within_10s(redis, make_node):
     assert departures == {"*** bob left (server lost)", "*** bert left (server lost)"}
     assert time.monotonic() - killed < 10
     assert who_in(alice, "dev") == (1, ["alice"])
-    alice.say("/rooms")
-    assert alice.expect("- rooms") == "- rooms (2): #lobby (1), #dev (1)"
+    assert asked(alice, "/rooms", "- rooms") == "- rooms (2): #lobby (1), #dev (1)"
     wait_for(lambda: b.node_id not in redis.nodes(), "the dead node's release")
     assert redis.cli("EXISTS", f"chatd:0:node:{b.node_id}:rooms") == "0"
 
