@@ -83,6 +83,7 @@ class Heard:
             self._deliver_to(client, grammar.private_from(name, text))
 
     def _on_sync(self, node):
+        self._load_topics()  # it may have given Redis topics set while away
         self._reload().addErrback(lambda f: None)
 
     def _on_taken(self, node, to):

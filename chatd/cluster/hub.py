@@ -116,7 +116,7 @@ class ClusterHub(Heard, ClusterRooms, Hub):
         for key in lost:
             self._lose_name(self.users.get(key), key)
         yield self._place_everyone()
-        yield self._load_topics()
+        yield self._load_topics(give=True)
         yield self._reload()
         self._publish("sync")
         waiting, self._registered = self._registered, []

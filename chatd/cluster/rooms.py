@@ -24,7 +24,7 @@ class ClusterRooms:
     (``RemoteMembers``), ``presence`` (``Presence``) and ``clock``.
     """
 
-    _topics_loading = None  # room keys whose topic the bus told during a load
+    _topic_loads = ()  # per load under way: room keys whose topic the bus told meanwhile
 
     # --- counting and listing ---------------------------------------------
 
@@ -104,8 +104,8 @@ class ClusterRooms:
         node has space), so entering the room here shows it.
         """
         key = grammar.room_key(name)
-        if self._topics_loading is not None:
-            self._topics_loading.add(key)
+        for heard in self._topic_loads:
+            heard.add(key)
         room = self.rooms.get(key)
         if room is None:
             if len(self.rooms) >= self.max_rooms and not self._forget_idlest():
@@ -113,20 +113,29 @@ class ClusterRooms:
             room = self.rooms[key] = Room(name, self.keep, self.fanouts)
         room.topic = text
 
-    def _load_topics(self):
+    def _load_topics(self, give=False):
         """
         Take every topic kept in Redis (a topic the bus told meanwhile is
-        newer, and stays).
+        newer, and stays); with ``give`` (this node registering), give
+        Redis the topics of rooms it has none for (set while it was away,
+        or it came back empty).
         """
-        self._topics_loading = heard = set()
+        heard = set()
+        self._topic_loads = [*self._topic_loads, heard]
 
         def loaded(topics):
+            kept = set(heard)
             for name, text in topics:
+                kept.add(grammar.room_key(name))
                 if grammar.room_key(name) not in heard:
                     self._take_topic(name, text)
+            for room in list(self.rooms.values()) if give else ():
+                if room.topic and room.key not in kept:
+                    self._share_topic(room.name, room.topic)
         d = self.presence.topics()
         d.addCallback(loaded)
         d.addErrback(lambda f: self.log.info("topics not loaded: {why}",
                                              why=f.getErrorMessage()))
-        d.addBoth(lambda _: setattr(self, "_topics_loading", None))
+        d.addBoth(lambda _: setattr(self, "_topic_loads",
+                                    [h for h in self._topic_loads if h is not heard]))
         return d

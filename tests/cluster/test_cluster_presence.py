@@ -151,6 +151,8 @@ def test_memberships_come_back_with_redis(own_redis, make_node):
     bob.say("/part #lobby")
     assert alice.expect("*** bob left #lobby") == "*** bob left #lobby"
     own_redis.stop()  # an empty Redis comes back: every node writes its members again
+    alice.say("/topic #dev set while away")
+    alice.expect("*** alice set the topic")
     own_redis.start()
     for c in (alice, bob):
         assert c.expect(RESTORED, timeout=15) == RESTORED
@@ -159,6 +161,11 @@ def test_memberships_come_back_with_redis(own_redis, make_node):
     for c in (alice, bob):
         wait_for(lambda: who_in(c, "dev") == (2, ["alice", "bob"]), "#dev whole again")
     assert who_in(alice, "lobby") == (1, ["alice"])
+    # ... and its topics, where Redis has none.
+    wait_for(lambda: own_redis.cli("HGET", "chatd:0:topics", "dev") == "dev set while away",
+             "the topic written again")
+    wait_for(lambda: asked(bob, "/topic #dev", "- ") == "- topic of #dev: set while away",
+             "the other node takes it")
 
 
 def test_a_reload_keeps_the_rooms_the_bus_told_meanwhile():
