@@ -7,46 +7,68 @@ reloaded from the snapshot of every node's memberships (``presence``),
 with the changes heard meanwhile replayed onto it like the names.
 """
 
+import sys
+
 from chatd import grammar
 from chatd.cluster.directory import RemoteUsers
 from chatd.grammar import LOBBY
 
+LOBBY_ONLY = (LOBBY,)  # the rooms of most users: one tuple for them all
+
 
 class RemoteMembers(RemoteUsers):
+    """
+    Kept compact, as it holds every user of every other node: per node,
+    each user's room keys as a tuple, and per room and node its members.
+    """
+
     def __init__(self):
         RemoteUsers.__init__(self)
-        self.rooms = {}  # room key -> {(node, name key): name}, in arrival order
+        self.rooms = {}  # room key -> {node: {name key: name}}, in arrival order
         self.spelled = {}  # room key -> the room's name as first heard
-        self.joined = {}  # (node, name key) -> {room key: None}
+        self.joined = {}  # node -> {name key: (room key, ...)}
 
     # --- changes (each idempotent, so a replay onto a snapshot is safe) ----
 
-    def add(self, node, name, rooms=(LOBBY,)):
+    def _known(self, node, name):
+        """
+        ``name`` is online on ``node``: its key (one string for every map).
+        """
+        key = sys.intern(grammar.name_key(name))
+        self.nodes.setdefault(node, {})[key] = name
+        return key
+
+    def add(self, node, name, rooms=LOBBY_ONLY):
         """
         ``name`` is online on ``node``, in ``rooms`` (connected: the lobby).
         """
-        RemoteUsers.add(self, node, name)
-        self.joined.setdefault((node, grammar.name_key(name)), {})
+        self.joined.setdefault(node, {}).setdefault(self._known(node, name), ())
         for room in rooms:
             self.enter(node, name, room)
 
     def enter(self, node, name, room):
-        RemoteUsers.add(self, node, name)
-        who, key = (node, grammar.name_key(name)), grammar.room_key(room)
-        self.joined.setdefault(who, {})[key] = None
-        self.rooms.setdefault(key, {})[who] = name
-        self.spelled.setdefault(key, room)
+        key, room_key = self._known(node, name), grammar.room_key(room)
+        users = self.joined.setdefault(node, {})
+        had = users.get(key, ())
+        if room_key not in had:
+            users[key] = LOBBY_ONLY if not had and room_key == LOBBY else had + (room_key,)
+        self.rooms.setdefault(room_key, {}).setdefault(node, {})[key] = name
+        self.spelled.setdefault(room_key, room)
 
     def part(self, node, name, room):
-        who, key = (node, grammar.name_key(name)), grammar.room_key(room)
-        self.joined.get(who, {}).pop(key, None)
-        self._leave(key, who)
+        key, room_key = grammar.name_key(name), grammar.room_key(room)
+        users = self.joined.get(node, {})
+        if key in users:
+            users[key] = tuple(r for r in users[key] if r != room_key)
+        self._leave(room_key, node, key)
 
     def remove(self, node, name):
         known = RemoteUsers.remove(self, node, name)
-        who = (node, grammar.name_key(name))
-        for key in self.joined.pop(who, ()):
-            self._leave(key, who)
+        key, users = grammar.name_key(name), self.joined.get(node, {})
+        for room_key in users.pop(key, ()):
+            self._leave(room_key, node, key)
+        if not users:
+            self.joined.pop(node, None)
         return known
 
     def rename(self, node, old, new):
@@ -54,29 +76,33 @@ class RemoteMembers(RemoteUsers):
         ``old`` is ``new`` now, in the same rooms (an ``old`` not known:
         ``new`` keeps the rooms it has, e.g. from a newer snapshot).
         """
-        before, after = (node, grammar.name_key(old)), (node, grammar.name_key(new))
+        before = grammar.name_key(old)
         known = RemoteUsers.remove(self, node, old)
-        RemoteUsers.add(self, node, new)
-        rooms = self.joined.pop(before, {})
-        rooms.update(self.joined.get(after, {}))
-        self.joined[after] = rooms
-        for key in rooms:
-            members = self.rooms.setdefault(key, {})
+        after = self._known(node, new)
+        users = self.joined.setdefault(node, {})
+        rooms = tuple(dict.fromkeys(users.pop(before, ()) + users.get(after, ())))
+        users[after] = LOBBY_ONLY if rooms == LOBBY_ONLY else rooms
+        for room_key in rooms:
+            members = self.rooms.setdefault(room_key, {}).setdefault(node, {})
             members.pop(before, None)
             members[after] = new
         return known
 
-    def _leave(self, key, who):
-        members = self.rooms.get(key, {})
-        members.pop(who, None)
+    def _leave(self, room_key, node, key):
+        nodes = self.rooms.get(room_key, {})
+        members = nodes.get(node, {})
+        members.pop(key, None)
         if not members:
-            self.rooms.pop(key, None)
-            self.spelled.pop(key, None)
+            nodes.pop(node, None)
+        if not nodes:
+            self.rooms.pop(room_key, None)
+            self.spelled.pop(room_key, None)
 
     def forget_node(self, node):
         RemoteUsers.forget_node(self, node)
-        for who in [who for who in self.joined if who[0] == node]:
-            self.remove(*who)
+        for key, rooms in self.joined.pop(node, {}).items():
+            for room_key in rooms:
+                self._leave(room_key, node, key)
 
     def clear(self):
         RemoteUsers.clear(self)
@@ -98,17 +124,18 @@ class RemoteMembers(RemoteUsers):
         """
         How many are in the room elsewhere.
         """
-        return len(self.rooms.get(room_key, ()))
+        return sum(map(len, self.rooms.get(room_key, {}).values()))
 
     def members(self, room_key):
-        return list(self.rooms.get(room_key, {}).values())
+        return [name for members in self.rooms.get(room_key, {}).values()
+                for name in members.values()]
 
     def rooms_of(self, node, name):
         """
         The keys of the rooms ``name`` on ``node`` is in, or ``None`` if
         the user is not known.
         """
-        rooms = self.joined.get((node, grammar.name_key(name)))
+        rooms = self.joined.get(node, {}).get(grammar.name_key(name))
         return list(rooms) if rooms is not None else None
 
     def listed(self):
@@ -116,4 +143,4 @@ class RemoteMembers(RemoteUsers):
         ``(room key, name, members elsewhere)`` of every room with members
         elsewhere.
         """
-        return [(key, self.spelled[key], len(members)) for key, members in self.rooms.items()]
+        return [(key, self.spelled[key], self.count(key)) for key in self.rooms]
