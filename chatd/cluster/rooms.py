@@ -89,9 +89,9 @@ class ClusterRooms:
         """
         keys = self.remote.rooms_of(node, name)
         self.remote.change(change, node, name, *args)
-        rooms = [self.rooms[key] for key in (LOBBY,) if keys is None] + \
-                [self.rooms[key] for key in keys or () if key in self.rooms]
-        self._tell_rooms(rooms, line)
+        if keys is None:
+            keys = [LOBBY]
+        self._tell_rooms([self.rooms[key] for key in keys if key in self.rooms], line)
 
     # --- topics --------------------------------------------------------------
 
