@@ -6,7 +6,9 @@ publish to each other (and the check of everything read back); ``link``
 keeps the two Redis connections (commands, subscriber) with back-off and a
 bounded outgoing queue; ``names`` holds the Redis side of names, guest
 numbers and node liveness (its Lua in ``scripts``); ``directory`` is this
-node's copy of who is on the other nodes; ``heard`` acts on what the
-other nodes publish; ``hub`` puts them together as
+node's copy of who is on the other nodes, and ``members`` adds the rooms
+they are in; ``presence`` keeps this node's memberships and the topics in
+Redis; ``heard`` acts on what the other nodes publish; ``rooms`` counts
+and lists every room cluster-wide; ``hub`` puts them together as
 ``ClusterHub``, which stands where ``chatd.hub.Hub`` stands.
 """
