@@ -83,8 +83,14 @@ class Hub:
     def __len__(self):
         return len(self.users)
 
+    def _members_online(self, room):
+        """
+        How many are in ``room`` (a cluster hub counts every node's).
+        """
+        return len(room)
+
     def _announce_presence(self, room):
-        return self.presence_limit is None or len(room) <= self.presence_limit
+        return self.presence_limit is None or self._members_online(room) <= self.presence_limit
 
     def _next_guest_number(self):
         return next(self._guest_numbers)  # a cluster hub takes them from Redis
@@ -295,7 +301,7 @@ class Hub:
                 room = self.rooms[grammar.room_key(name)] = Room(name, self.keep, self.fanouts)
             self._enter(client, room, grammar.room_joined(client.name, room.name))
             self.replay(client, room)
-        lines = [grammar.you_are_in(room.name, len(room))]
+        lines = [grammar.you_are_in(room.name, self._members_online(room))]
         if room.topic:
             lines.append(grammar.topic(room.name, room.topic))
         self._deliver_to(client, *lines)
@@ -358,7 +364,7 @@ class Hub:
         elif was_current:
             now = client.rooms[-1]
             now.set_current(client, True)
-            lines.append(grammar.you_are_in(now.name, len(now)))
+            lines.append(grammar.you_are_in(now.name, self._members_online(now)))
         self._deliver_to(client, *lines)
 
     def _forget_idlest(self):

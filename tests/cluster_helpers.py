@@ -58,3 +58,28 @@ def lines_until(client, marker):
         if line.startswith(marker):
             return out
         out.append(line)
+
+
+def synced(sender, *receivers):
+    """
+    Wait until each of ``receivers`` has heard everything ``sender``'s
+    node published for ``sender`` so far: a node's bus messages arrive in
+    the order it sent them, so a private message sent now comes after.
+    Returns the lines the receivers got before it (the last receiver's).
+    """
+    for receiver in receivers:
+        sender.say(f"/msg {receiver.name} sync")
+        before = receiver.lines_until(f"[private] <{sender.name}> sync")[:-1]
+        sender.expect(f"[private to {receiver.name}]")
+    return before
+
+
+def who_in(client, room):
+    """
+    ``(count, sorted names)`` that ``/who #ROOM`` lists for ``client``.
+    """
+    client.say(f"/who #{room}")
+    line = client.expect(lambda line: line.startswith("- online"))
+    count = int(line.split(" (", 1)[1].split(")", 1)[0])
+    listed = line.split("): ", 1)[1] if "): " in line else ""
+    return count, sorted(n for n in listed.split(", ") if n)

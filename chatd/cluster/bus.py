@@ -93,9 +93,17 @@ def decode(raw):
     fields = {k: v for k, v in message.items() if k not in ("v", "node", "kind")}
     if set(fields) != set(expected):
         raise Malformed(f"{kind} needs exactly the fields {', '.join(expected) or 'none'}")
+    check_fields(kind, **fields)
+    return BusMessage(node, kind, fields)
+
+
+def check_fields(kind, **fields):
+    """
+    ``Malformed`` unless each field is what a node would publish in a
+    ``kind`` message (for what is read back from Redis besides the bus).
+    """
     for field, value in fields.items():
         _check_field(kind, field, value)
-    return BusMessage(node, kind, fields)
 
 
 def valid(check, value):

@@ -72,15 +72,16 @@ class RemoteUsers:
 
     def load(self, entries):
         """
-        Replace everything with ``entries`` (``(node, name)`` pairs), then
+        Replace everything with ``entries`` (``(node, name, ...)``: the
+        arguments of ``add``), then
         replay the changes heard since the snapshot was asked for; ``None``:
         the snapshot did not come.
         """
         self._reloads -= 1
         if entries is not None:
             self.nodes = {}
-            for node, name in entries:
-                self.add(node, name)
+            for entry in entries:
+                self.add(*entry)
             for what, node, names in self._heard:
                 getattr(self, what)(node, *names)
         if not self._reloads:

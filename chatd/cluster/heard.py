@@ -54,32 +54,29 @@ class Heard:
         self._in_room(room, lambda _: grammar.action(name, text))
 
     def _on_enter(self, node, room, name):
+        self.remote.change("enter", node, name, room)
         self._in_room(room, lambda r: grammar.room_joined(name, r), False, True)
 
     def _on_part(self, node, room, name, reason):
+        self.remote.change("part", node, name, room)
         self._in_room(room, lambda r: grammar.room_left(name, r, reason), False, True)
 
     def _on_topic(self, node, room, name, text):
-        here = self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
-        if here is not None:
-            here.topic = text  # kept in the store by the node it was set on
+        self._in_room(room, lambda r: grammar.topic_set(name, r, text), False)
+        self._take_topic(room, text)  # kept in the store by the node it was set on
 
-    # Connections, departures and renames are told in the lobby; a
-    # departure or rename even if the directory did not know the user (a
-    # reload may have raced it): each is published exactly once.
-    def _online(self, line, change, node, *names):
-        self.remote.change(change, node, *names)
-        if self._announce_presence(self.lobby):
-            self.lobby.broadcast(line, prefixed=False)
-
+    # Connections are told in the lobby, departures and renames in every
+    # room the user shares with this node's users (``_tell_shared``), even
+    # if the directory did not know the user (a reload may have raced it):
+    # each is published exactly once, and told once to each member here.
     def _on_join(self, node, name):
-        self._online(grammar.joined(name), "add", node, name)
+        self._tell_shared(node, name, grammar.joined(name), "add")
 
     def _on_left(self, node, name, reason):
-        self._online(grammar.left(name, reason), "remove", node, name)
+        self._tell_shared(node, name, grammar.left(name, reason), "remove")
 
     def _on_rename(self, node, old, new):
-        self._online(grammar.renamed(old, new), "rename", node, old, new)
+        self._tell_shared(node, old, grammar.renamed(old, new), "rename", new)
 
     def _on_private(self, node, to, name, text):
         client = self.users.get(to)
@@ -87,6 +84,7 @@ class Heard:
             self._deliver_to(client, grammar.private_from(name, text))
 
     def _on_sync(self, node):
+        self._load_topics()  # it may have given Redis topics set while away
         self._reload().addErrback(lambda f: None)
 
     def _on_account(self, node, name):

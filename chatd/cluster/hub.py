@@ -13,10 +13,11 @@ whichever node asks first) and reloads who is elsewhere.
 
 Every room crosses nodes: a line, /join, /part or /topic is published once
 with its room, and each node hands it to its own members of that room
-(``Heard``).  History is the cluster's, in Redis, and every node keeps
-the rings it replays in step with it (``HistoryRings``); file notices
-cross nodes through the file index's commit (``files``).  Walls
-(``notify`` with no room) stay on this node.
+(``Heard``).  Presence is cluster-wide (``ClusterRooms``: who is in which
+room on every node, the topics).  History is the cluster's, in Redis, and
+every node keeps the rings it replays in step with it (``HistoryRings``);
+file notices cross nodes through the file index's commit (``files``).
+Walls (``notify`` with no room) stay on this node.
 """
 
 import uuid
@@ -29,15 +30,17 @@ from txredisapi import ConnectionError as RedisGone, TimeoutError as RedisTimeou
 
 from chatd import grammar
 from chatd.cluster import bus
-from chatd.cluster.directory import RemoteUsers
 from chatd.cluster.files import FileNotices
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
+from chatd.cluster.members import RemoteMembers
 from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
+from chatd.cluster.presence import Presence
 from chatd.cluster.rings import HistoryRings
+from chatd.cluster.rooms import ClusterRooms
 from chatd.cluster.scripts import Keys
 from chatd.cluster.takeover import TakeOver
-from chatd.grammar import LOBBY, ChatError
+from chatd.grammar import ChatError
 from chatd.hub import Hub
 
 LINK_LOST = "cluster link lost: only this node's users get your lines until it is back"
@@ -55,7 +58,7 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
+class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, ClusterRooms, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):
@@ -68,7 +71,8 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
         self.registry = ClusterNames(self.link, self.keys, self.node)
         self.guests = GuestNumbers(self.registry)
         self.heartbeat = Heartbeat(self.registry, reactor, self._nodes_released)
-        self.remote = RemoteUsers()
+        self.remote = RemoteMembers()
+        self.presence = Presence(self.link, self.keys, self.node, self.max_rooms)
         self.skipped = 0  # malformed bus messages
         self._since = {}  # name key -> when its local holder claimed it
         self._told_lost = False
@@ -120,6 +124,8 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
             self.guests.highest)
         for key in lost:
             self._lose_name(self.users.get(key), key)
+        yield self._place_everyone()
+        yield self._load_topics(give=True)
         yield self._reload()
         self._publish("sync")
         waiting, self._registered = self._registered, []
@@ -142,10 +148,10 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
 
     def _reload(self):
         self.remote.reloading()
-        d = self.registry.snapshot()
+        d = self.presence.snapshot()
         d.addCallbacks(
             lambda entries: self.remote.load(
-                [(node, name) for node, name in entries if node != self.node]),
+                [entry for entry in entries if entry[0] != self.node]),
             lambda failure: self.remote.load(None) or failure)
         return d
 
@@ -175,24 +181,6 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
     def __len__(self):
         return len(self.users) + len(self.remote)
 
-    def names(self, room=LOBBY):
-        here = Hub.names(self, room)
-        return here + self.remote.names() if grammar.room_key(room) == LOBBY else here
-
-    def who(self, client, name=None):
-        """
-        As ``Hub.who``; the lobby lists everyone online on the other nodes
-        too (other rooms: this node's members).
-        """
-        room, names = Hub.who(self, client, name)
-        if grammar.room_key(room) == LOBBY:
-            names = names + self.remote.names()
-        return room, names
-
-    def list_rooms(self):
-        return [(name, count + len(self.remote) if grammar.room_key(name) == LOBBY else count,
-                 topic) for name, count, topic in Hub.list_rooms(self)]
-
     def find(self, name):
         """
         The local client called ``name``, a ``RemoteUser``, or ``ChatError``.
@@ -204,10 +192,6 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
             raise ChatError(f"no such user: {name}")
         return RemoteUser(*found)
 
-    def _announce_presence(self, room):
-        elsewhere = len(self.remote) if room is self.lobby else 0
-        return self.presence_limit is None or len(room) + elsewhere <= self.presence_limit
-
     def _next_guest_number(self):
         return self.guests.take()
 
@@ -218,6 +202,7 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
         """
         logged_in = name is not None
         name = Hub.connect(self, client, name)
+        self._place(client)
         self._publish("join", name=name)
         self._hold(client, LOGGED_IN if logged_in else self.clock.seconds())
         return name
@@ -228,6 +213,7 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
             return
         Hub.disconnect(self, client, reason, announce)
         self._since.pop(key, None)
+        self.presence.unplace(client.name)
         self._publish("left", name=client.name, reason=reason)
         self._release(key)
 
@@ -235,6 +221,7 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
         holder = self.users.get(grammar.name_key(name))
         Hub._move_aside(self, name, client)
         if holder is not None and holder is not client:
+            self._place(holder, name)
             self._publish("rename", old=name, new=holder.name)
             self._hold(holder, self.clock.seconds())
 
@@ -275,6 +262,7 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
     def _renamed(self, client, old):
         new = client.name
         self._since.pop(grammar.name_key(old), None)
+        self._place(client, old)
         self._publish("rename", old=old, new=new)
         if grammar.name_key(old) != grammar.name_key(new):
             self._release(grammar.name_key(old))
@@ -291,19 +279,22 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
         before = len(client.rooms)
         room = Hub.join(self, client, name)
         if len(client.rooms) > before:  # entered, not just made current
+            self._place(client)
             self._publish("enter", room=room, name=client.name)
         return room
 
     def part(self, client, name=None, reason=""):
         room = self._room_of(client, name).name
         Hub.part(self, client, name, reason)
+        self._place(client)
         self._publish("part", room=room, name=client.name, reason=reason)
 
     def topic(self, client, name=None, text=None):
         Hub.topic(self, client, name, text)
         if text is not None:
-            self._publish("topic", room=self._room_of(client, name).name,
-                          name=client.name, text=text)
+            room = self._room_of(client, name).name
+            self._share_topic(room, text)
+            self._publish("topic", room=room, name=client.name, text=text)
 
     def private(self, client, target_name, text):
         """
@@ -361,6 +352,7 @@ class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, Hub):
         why = ("is a registered name and its owner logged in" if self.reserved(key)
                else "is taken by a user on another server of this chat")
         self._deliver_to(client, grammar.notice(f"{old} {why}; you are now {guest}"))
+        self._place(client, old)
         self._publish("rename", old=old, new=guest)
         self._hold(client, self.clock.seconds())
 

@@ -19,19 +19,6 @@ LOGGED_IN = -1  # the claim time of a logged-in name: it wins every clash...
 LOGIN_NOW = -2  # ...but a login now takes it even from a logged-in holder
 
 
-def parse_holder(value):
-    """
-    ``(node, name)`` from a names hash value, or ``None`` if it is not one.
-    """
-    node, _, rest = str(value).partition("|")
-    _, _, name = rest.partition("|")
-    try:
-        grammar.check_name(name)
-    except grammar.ChatError:
-        return None
-    return (node, name) if node else None
-
-
 class ClusterNames:
     """
     Names and liveness for the node ``node``, through ``link``.
@@ -81,15 +68,6 @@ class ClusterNames:
         """
         return self._eval(scripts.PRIVATE, [self.keys.names], self.node, key,
                           self.keys.prefix, message)
-
-    def snapshot(self):
-        """
-        Every name in the cluster: a ``Deferred`` list of ``(node, name)``.
-        """
-        def parse(mapping):
-            entries = [parse_holder(value) for value in (mapping or {}).values()]
-            return [entry for entry in entries if entry is not None]
-        return self.link.call("hgetall", self.keys.names).addCallback(parse)
 
     def heartbeat(self):
         d = self.link.call("set", self.keys.heartbeat(self.node), "1", HEARTBEAT_TTL)

@@ -113,8 +113,9 @@ return string.match(current, '^[^|]*|[^|]*|(.*)$')
 # KEYS: nodes set, names.  ARGV: key prefix, lobby channel, reason, node id
 # or ''.  Release every name of each node whose heartbeat expired (or of the
 # node given: a clean stop), publishing each user's departure once, for that
-# node; returns the nodes released.  Atomic, so among all the nodes running
-# it exactly one announces each departure.
+# node, and forget its users' rooms (``presence``); returns the nodes
+# released.  Atomic, so among all the nodes running it exactly one announces
+# each departure.
 REAP = _OWNER + """
 local released = {}
 local nodes = redis.call('SMEMBERS', KEYS[1])
@@ -131,7 +132,7 @@ for _, node in ipairs(nodes) do
           reason = ARGV[3]}))
       end
     end
-    redis.call('DEL', set, ARGV[1] .. 'node:' .. node)
+    redis.call('DEL', set, ARGV[1] .. 'node:' .. node, ARGV[1] .. 'node:' .. node .. ':rooms')
     redis.call('SREM', KEYS[1], node)
     table.insert(released, node)
   end

@@ -17,8 +17,8 @@ WAIT = 2.0  # seconds a login waits for the other node to let go
 
 class TakeOver:
     """
-    A mixin of ``ClusterHub``: ``make_way`` for logins, and ``_online``
-    (``Heard``'s) watching for the holder to let go.
+    A mixin of ``ClusterHub``: ``make_way`` for logins, and ``_tell_shared``
+    (a departure or rename heard) watching for the holder to let go.
     """
 
     def make_way(self, name):
@@ -40,11 +40,10 @@ class TakeOver:
             self.clock.callLater(WAIT, self._way_made, key)
         return d
 
-    def _online(self, line, change, node, *names):
-        super()._online(line, change, node, *names)
-        for name in names[:1]:  # the name that left, or the old one of a rename
-            if self.remote.find(name) is None:
-                self._way_made(grammar.name_key(name))
+    def _tell_shared(self, node, name, line, change, *args):
+        super()._tell_shared(node, name, line, change, *args)
+        if self.remote.find(name) is None:  # it left, or was renamed away
+            self._way_made(grammar.name_key(name))
 
     def _way_made(self, key):
         for d in self._making_way.pop(key, []):

@@ -10,7 +10,6 @@ import pytest
 from chatd.cluster import bus
 from chatd.cluster.config import RedisAddress, parse_redis_url
 from chatd.cluster.directory import RemoteUsers
-from chatd.cluster.names import parse_holder
 
 NODE = "0123456789abcdef"
 
@@ -65,12 +64,6 @@ def test_redis_urls():
     assert secret == RedisAddress("::1", 7000, 1, "s@cret")
     assert "cret" not in str(secret) + repr(secret)  # the address is logged
     assert str(secret) == "redis://[::1]:7000/1"
-
-
-def test_holder_values():
-    assert parse_holder(f"{NODE}|12.5|bo b") is None  # not a valid name
-    assert parse_holder(f"{NODE}|-1|b|ob") == (NODE, "b|ob")  # "|" is a name character
-    assert parse_holder("junk") is None
 
 
 def test_a_reload_keeps_what_the_bus_said_meanwhile():
