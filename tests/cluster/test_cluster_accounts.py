@@ -28,8 +28,12 @@ def registered_and_gone(redis, make_node):
     Two nodes, after alice registered on the first and quit.
     """
     a, b, alice = with_alice(redis, make_node)
+    watcher = b.client()
     alice.say("/quit")
     alice.expect("*** bye")
+    # The bus is asynchronous: b has heard of the account once it has
+    # heard of alice leaving (each node's messages arrive in order).
+    watcher.expect("*** alice left")
     return a, b
 
 
