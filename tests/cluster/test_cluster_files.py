@@ -166,9 +166,11 @@ def test_an_upload_in_progress_survives_another_node_starting(redis, make_node, 
     alice.send(payload[:50_000])
     wait_for(lambda: any(os.scandir(shared / "nodes" / "0" / "tmp")), "the upload to start")
     b = make_node(redis, data_dir=shared)  # sweeps its own leftovers only
+    bob = b.client()
     alice.send(payload[50_000:])
     assert alice.expect("*** stored ").startswith("*** stored slow.bin")
-    assert download(b.client(), "slow.bin")[1] == data
+    bob.expect("*** alice shared slow.bin")  # (the bus is asynchronous)
+    assert download(bob, "slow.bin")[1] == data
 
 
 def test_no_upload_while_the_link_is_down(own_redis, make_node, tmp_path):
