@@ -207,6 +207,9 @@ class _Sampler:
             yield CounterMetricFamily("chatd_deliveries",
                                       "Lines handed to recipients by fan-out.",
                                       value=hub.fanouts.deliveries)
+        link = getattr(hub, "link", None)  # a ClusterHub's (--redis)
+        if link is not None:
+            yield from _cluster(hub, link)
         store = getattr(factory, "store", None)
         if store is not None:
             yield GaugeMetricFamily("chatd_files_stored", "Files kept.",
@@ -220,6 +223,27 @@ class _Sampler:
             yield CounterMetricFamily("chatd_lockouts",
                                       "Login attempts refused by the lock-out.",
                                       value=limiter.lockouts_total)
+
+
+def _cluster(hub, link):
+    """
+    A cluster node's link to Redis, and what it could not send or read.
+    """
+    yield GaugeMetricFamily("chatd_cluster_link_up",
+                            "1 while this node's link to Redis is up, else 0.",
+                            value=1 if link.up else 0)
+    yield CounterMetricFamily(
+        "chatd_bus_dropped", "Messages for the other nodes dropped, not queued: "
+        "the link was down or over its queue of commands.", value=link.dropped)
+    yield CounterMetricFamily("chatd_bus_skipped",
+                              "Malformed messages read from the bus and skipped.",
+                              value=hub.skipped)
+    history = getattr(hub, "store", None)
+    if history is not None and hasattr(history, "dropped"):
+        yield CounterMetricFamily(
+            "chatd_history_writes_dropped",
+            "History lines not written to Redis: the link was down or full.",
+            value=history.dropped)
 
 
 class MetricsPage(Resource):

@@ -45,6 +45,7 @@ def test_numbers_move_as_clients_act(make_daemon):
     assert value(m, "chatd_files_stored") == 0
     for reason in ("sendq", "timeout", "limit", "kicked", "banned"):
         assert value(m, "chatd_clients_dropped_total", reason=reason) == 0
+    assert not [k for k in m if k[0].startswith(("chatd_cluster_", "chatd_bus_"))]  # no --redis
 
     alice.say("hello bob")
     assert bob.expect("<alice>") == "<alice> hello bob"
