@@ -17,6 +17,8 @@ from twisted.logger import Logger
 
 import txredisapi
 
+from chatd.sockopts import tune_socket
+
 MAX_PENDING = 10000  # commands awaiting a reply before publishes are dropped
 REPLY_TIMEOUT = 5.0  # seconds; a Redis this slow is treated as gone
 CONNECT_TIMEOUT = 5.0
@@ -29,7 +31,18 @@ class LinkDown(Exception):
     """
 
 
-class _Commands(txredisapi.RedisProtocol):
+class _Tuned:
+    """
+    TCP_NODELAY (a line crossing nodes is two small writes that must not
+    wait for an ACK) and keepalive (a Redis on a vanished host is noticed).
+    """
+
+    def connectionMade(self):
+        tune_socket(self.transport)
+        return super().connectionMade()
+
+
+class _Commands(_Tuned, txredisapi.RedisProtocol):
     link = None
 
     def connectionLost(self, why):
@@ -37,7 +50,7 @@ class _Commands(txredisapi.RedisProtocol):
         self.link._lost(self, why)
 
 
-class _Subscriber(txredisapi.SubscriberProtocol):
+class _Subscriber(_Tuned, txredisapi.SubscriberProtocol):
     link = None
 
     def messageReceived(self, pattern, channel, message):

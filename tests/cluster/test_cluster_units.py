@@ -4,6 +4,8 @@ The cluster's pieces in this process, against the session's real Redis
 node's names.
 """
 
+import socket
+
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
@@ -141,6 +143,23 @@ def test_a_slow_redis_gets_at_most_max_pending(redis):
         assert link.dropped == 451
         yield last  # answered once the pause ends: the queue drains
         assert link.pending == 0
+    finally:
+        yield link.stop()
+
+
+@pytest_twisted.inlineCallbacks
+def test_both_redis_connections_send_at_once_and_keep_alive(redis):
+    up = defer.Deferred()
+    link = RedisLink(parse_redis_url(redis.url), reactor, ["test"], lambda *a: None,
+                     lambda: up.callback(None), lambda: None)
+    link.start()
+    try:
+        yield up
+        yield link.call("ping")  # (ClientService is done preparing both)
+        for p in (link._commands, link._subscriber):
+            handle = p.transport.getHandle()
+            assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            assert handle.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     finally:
         yield link.stop()
 
