@@ -56,7 +56,7 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         Every attribute an idle logged-in connection has, set here first and
         in this order, and nothing else: CPython keeps instance attributes in
         a compact table shared by the class only for the names the first
-        instances set (about 20 of them); an instance needing another name
+        instances set (at most 30 of them); an instance needing another name
         gets its own dict, about 1.5 KB per connection (issue 13).  Rare
         state stays a class default above until it changes.
         """
@@ -76,6 +76,11 @@ class ChatProtocol(TransferReceiver, TimeoutMixin):
         self._fragment_timer = None
         self.callLater = None  # TimeoutMixin's clock, from the factory
         self.bytes_sent = 0
+        # Input paused (pacing, an upload committing, a cluster /nick waiting
+        # for Redis): set later on some connections only, in any order, each
+        # would cost every such connection a dict of its own.
+        self.paused = False
+        self._pauses = None
 
     # --- connection -------------------------------------------------------
 

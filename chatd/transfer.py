@@ -125,6 +125,8 @@ class TransferReceiver(LineReceiver):
     def resume_input(self, reason):
         if self._pauses:
             self._pauses.discard(reason)
+            if not self._pauses:
+                self._pauses = None  # most connections are rarely paused
         if not self._pauses and self.paused and self.transport is not None:
             self.resumeProducing()
 
