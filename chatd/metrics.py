@@ -207,6 +207,15 @@ class _Sampler:
             yield CounterMetricFamily("chatd_deliveries",
                                       "Lines handed to recipients by fan-out.",
                                       value=hub.fanouts.deliveries)
+        coalescer = getattr(factory, "coalescer", None)
+        if coalescer is not None:
+            yield CounterMetricFamily(
+                "chatd_write_passes", "Reactor passes that wrote coalesced lines.",
+                value=coalescer.passes)
+            yield CounterMetricFamily(
+                "chatd_connection_writes", "Writes of a pass's lines to a connection "
+                "(a send() each): deliveries / writes is the lines a write carries.",
+                value=coalescer.writes)
         link = getattr(hub, "link", None)  # a ClusterHub's (--redis)
         if link is not None:
             yield from _cluster(hub, link)

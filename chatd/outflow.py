@@ -71,6 +71,8 @@ class WriteCoalescer:
         self.clock = clock
         self._pending = []
         self._call = None
+        self.passes = 0  # flushes, and connections written in them (metrics)
+        self.writes = 0
 
     def mark(self, protocol):
         self._pending.append(protocol)
@@ -80,6 +82,8 @@ class WriteCoalescer:
     def flush(self):
         self._call = None
         pending, self._pending = self._pending, []
+        self.passes += 1
+        self.writes += len(pending)
         for protocol in pending:
             try:
                 protocol.flush_pending()

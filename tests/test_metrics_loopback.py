@@ -53,6 +53,10 @@ def test_numbers_move_as_clients_act(make_daemon):
     assert value(after, "chatd_lines_received_total") == \
         value(m, "chatd_lines_received_total") + 1
     assert value(after, "chatd_deliveries_total") == value(m, "chatd_deliveries_total") + 1
+    # bob's line was one write in one pass
+    assert value(after, "chatd_connection_writes_total") == \
+        value(m, "chatd_connection_writes_total") + 1
+    assert value(after, "chatd_write_passes_total") == value(m, "chatd_write_passes_total") + 1
     assert value(after, "chatd_fanout_seconds_count") == \
         value(m, "chatd_fanout_seconds_count") + 1
     assert value(after, "chatd_bytes_received_total") == \

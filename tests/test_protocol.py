@@ -809,10 +809,13 @@ def test_lines_of_one_pass_go_out_in_one_write(coalescing):
     coalescing.clock.advance(0)
     a.raw(), b.raw()
     before = b.t.writes
+    coalescer = coalescing.factory.coalescer
+    passes, writes = coalescer.passes, coalescer.writes
     a.feed(b"one\ntwo\nthree\n")
     assert b.raw() == b""  # not before the end of the pass
     coalescing.clock.advance(0)
     assert b.t.writes == before + 1
+    assert (coalescer.passes, coalescer.writes) == (passes + 1, writes + 1)  # counted
     assert b.lines() == ["<guest1> one", "<guest1> two", "<guest1> three"]
 
 
