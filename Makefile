@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python -m pip install -q -r bench/requirements.txt || echo "no uvloop: the generator uses asyncio"
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.web $(BENCH_ARGS)
+	$(BIN)/python -m bench.cluster $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

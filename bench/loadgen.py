@@ -133,6 +133,12 @@ class Generator:
 
     # --- connecting and logging in -----------------------------------------
 
+    def port_for(self, index):
+        """
+        The port client ``index`` connects to (bench/cluster.py: one per node).
+        """
+        return self.port
+
     async def connect(self, count, parse=0, probe=False, concurrency=None, login="full",
                       timeout=120.0, oper=()):
         """
@@ -155,7 +161,7 @@ class Generator:
             client = Client(self, i, parse=(i - first) < parse, probe=probe and i == first)
             self.clients.append(client)
             async with sem:
-                await loop.create_connection(lambda: client, self.host, self.port)
+                await loop.create_connection(lambda: client, self.host, self.port_for(i))
                 if self.mode == "chat":
                     await client.first  # the greeting: accepted
                 else:

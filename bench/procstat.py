@@ -35,6 +35,56 @@ def cpu(pid):
         return 0.0
 
 
+def sockets(pid):
+    """
+    How many sockets ``pid`` holds open (0 if it is gone).
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0
+    count = 0
+    for fd in fds:
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def processes(server):
+    """
+    ``{name: pid}`` of what serves a run: one server, or a cluster's nodes
+    and its Redis (``server.processes``).
+    """
+    return getattr(server, "processes", None) or {server.name: server.pid}
+
+
+def footprint(server):
+    """
+    ``{name: (rss bytes, CPU seconds, sockets)}`` of each of ``server``'s
+    processes now.
+    """
+    return {name: (rss(pid), cpu(pid), sockets(pid))
+            for name, pid in processes(server).items()}
+
+
+def growth(before, after, wall):
+    """
+    Per process, between two ``footprint``s ``wall`` seconds apart: RSS
+    now and its growth, CPU as a share of one core, sockets opened.
+    """
+    out = {}
+    for name, (rss0, cpu0, socks0) in before.items():
+        rss1, cpu1, socks1 = after.get(name, (0, 0.0, 0))
+        out[name] = {"rss_mib": round(rss1 / 2**20, 1),
+                     "rss_growth_mib": round((rss1 - rss0) / 2**20, 1),
+                     "rss_growth_bytes": rss1 - rss0,
+                     "cpu_pct": round(100 * (cpu1 - cpu0) / wall, 1) if wall > 0 else None,
+                     "sockets_opened": socks1 - socks0}
+    return out
+
+
 class RssSampler:
     """
     Polls the RSS of ``pid`` in a thread; ``peak`` is the largest seen.

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import files, loadgen, report, servers
-from bench.procstat import cpu, rss
+from bench.procstat import cpu, footprint, growth, rss
 from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
@@ -97,12 +97,19 @@ async def chat_scenario(server, mode, spec, result):
     """
     make_generator = spec.get("generator", loadgen.Generator)  # bench/web.py: a mixed one
     gen = make_generator("127.0.0.1", server.port, mode=mode, pad=spec.get("pad", 32))
-    pid = server.pid
+    pids = getattr(server, "pids", None) or [server.pid]  # a cluster's: its nodes
+
+    def server_rss():
+        return sum(rss(pid) for pid in pids)
+
+    def server_cpu():
+        return sum(cpu(pid) for pid in pids)
     kind = spec["kind"]
     clients = spec["clients"]
     try:
-        rss0 = rss(pid)
+        rss0 = server_rss()
         result["rss_start_mib"] = mib(rss0)
+        before, t_before = footprint(server), time.monotonic()
         if kind in ("idle", "loggedin", "storm"):
             login = "greeting" if kind == "idle" else "full"
             concurrency = spec.get("concurrency")
@@ -111,7 +118,9 @@ async def chat_scenario(server, mode, spec, result):
             result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
             if kind == "loggedin":
                 await asyncio.sleep(spec["idle_s"])  # timers and buffers settle too
-            rss1 = rss(pid)
+            rss1 = server_rss()
+            result["processes"] = growth(before, footprint(server),
+                                         time.monotonic() - t_before)
             result["rss_mib"] = mib(rss1)
             result["bytes_per_conn"] = round((rss1 - rss0) / max(1, result["login"]["logged_in"]))
             result["lost_connections"] = gen.lost_connections
@@ -136,25 +145,28 @@ async def chat_scenario(server, mode, spec, result):
             gen.clients = [c for c in gen.clients if not (c.closed or c.transport is None)]
             clients = len(gen.clients)
         result["settle_s"] = await gen.quiet(timeout=spec["quiet_timeout"])
-        result["rss_idle_mib"] = mib(rss(pid))
+        result["rss_idle_mib"] = mib(server_rss())
         senders = gen.clients[clients - senders_n:]
-        peak = [rss(pid)]
+        peak = [server_rss()]
 
         async def sample_rss():
             while True:
                 await asyncio.sleep(0.25)
-                peak[0] = max(peak[0], rss(pid))
+                peak[0] = max(peak[0], server_rss())
 
         sampler = asyncio.ensure_future(sample_rss())
         spy = None
         if spec.get("py_spy"):
             spy = subprocess.Popen(
-                [str(servers.VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--duration",
+                [str(servers.VENV_BIN / "py-spy"), "record", "--pid", str(pids[0]), "--duration",
                  str(max(1, int(spec["duration"]))), "--rate", "250", "--nonblocking",
                  "--format", "raw", "-o", spec["py_spy"]],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             servers._started.append(spy)
-        cpu0, gcpu0, t0 = cpu(pid), time.process_time(), time.monotonic()
+        counters = getattr(server, "counters", None)  # bench/cluster.py: from /metrics
+        counted = counters() if counters else None
+        before = footprint(server)
+        cpu0, gcpu0, t0 = server_cpu(), time.process_time(), time.monotonic()
         gen.measure_from = time.monotonic_ns() + int(spec["warmup"] * loadgen.NS)
         gen.latencies = []
         gen.recording = True
@@ -167,7 +179,11 @@ async def chat_scenario(server, mode, spec, result):
         expected = total_sent * (clients - 1)
         received = await gen.drain(expected, idle=3.0, timeout=spec["drain_timeout"])
         t_end = max(gen.last_rx, t_sent)
-        cpu1, gcpu1 = cpu(pid), time.process_time()
+        cpu1, gcpu1 = server_cpu(), time.process_time()
+        result["processes"] = growth(before, footprint(server), t_end - t0)
+        if counted is not None:
+            result["counters"] = {name: {k: v - counted[name][k] for k, v in now.items()}
+                                  for name, now in counters().items()}
         gen.recording = False
         sampler.cancel()
         if spy is not None:

@@ -152,9 +152,10 @@ def kill_all():
 # --- the servers ------------------------------------------------------------
 
 
-def chatd(workdir, python_bin=VENV_BIN, name="chatd", extra=(), profile=None):
-    port = free_port()
-    data = Path(workdir) / f"data-{name}-{port}"
+def chatd(workdir, python_bin=VENV_BIN, name="chatd", extra=(), profile=None, port=None,
+          data=None):
+    port = port or free_port()
+    data = data or Path(workdir) / f"data-{name}-{port}"
     twistd = Path(python_bin) / "twistd"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [twistd, "-n", "--pidfile="]
@@ -211,23 +212,35 @@ Password = bench
 """
 
 
+def debian_binary(command, package, install=True, log=print):
+    """
+    The path of ``command``, its Debian ``package`` installed with apt when
+    missing (None if impossible).
+    """
+    def find():
+        return shutil.which(command) or next(
+            (p for p in (f"/usr/sbin/{command}", f"/usr/bin/{command}") if os.path.exists(p)),
+            None)
+
+    if find() or not install:
+        return find()
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return None
+    log(f"{command} missing: trying apt-get install -y {package}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", RUNLEVEL="1")
+    try:
+        subprocess.run(["apt-get", "install", "-y", package], env=env, timeout=300,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return find()
+
+
 def ngircd_binary(install=True, log=print):
     """
     The ngircd binary, installed with apt when missing (None if impossible).
     """
-    found = shutil.which("ngircd") or (os.path.exists("/usr/sbin/ngircd") and "/usr/sbin/ngircd")
-    if found or not install:
-        return found or None
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    log("ngircd missing: trying apt-get install -y ngircd")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive", RUNLEVEL="1")
-    try:
-        subprocess.run(["apt-get", "install", "-y", "ngircd"], env=env, timeout=300,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return shutil.which("ngircd") or (os.path.exists("/usr/sbin/ngircd") and "/usr/sbin/ngircd") or None
+    return debian_binary("ngircd", "ngircd", install, log)
 
 
 def ngircd(workdir, binary):
