@@ -20,7 +20,28 @@ class RemoteUsers:
         return sum(len(users) for users in self.nodes.values())
 
     def add(self, node, name):
-        self.nodes.setdefault(node, {})[grammar.name_key(name)] = name
+        self._known(node, name)
+
+    def _known(self, node, name):
+        """
+        ``name`` is online on ``node`` (spelled so from now): its key, as
+        ``_key``.  A name spelled as its key (most) is one string for both.
+        """
+        key = grammar.name_key(name)
+        users = self.nodes.setdefault(node, {})
+        if users.get(key) != name:
+            users[key] = key if key == name else name
+        stored = users[key]
+        return stored if stored == key else key
+
+    def _key(self, node, name):
+        """
+        ``name``'s key: the string stored as the name if it is spelled as
+        its key (a map keyed by it then holds no second copy).
+        """
+        key = grammar.name_key(name)
+        stored = self.nodes.get(node, {}).get(key)
+        return stored if stored == key else key
 
     def remove(self, node, name):
         """
