@@ -5,11 +5,12 @@ The hub knows clients only through ``IChatClient``: a name, the rooms it
 is in and a way to take encoded lines.  Each broadcast is formatted and
 encoded once, then handed to every member; one failing recipient is logged
 and never breaks the rest.  Its public methods (connect, disconnect,
-rename, say, act, notify, private, join, part, rooms, who, topic, history)
-are the seam where the Redis-backed ``chatd.cluster.hub.ClusterHub``
-stands in (overriding ``_next_guest_number`` and ``_apply_rename`` too);
-a room itself is ``chatd.rooms.Room``, its kept lines go to an
-``IHistoryStore``.
+rename, say, act, notify, private, join, part, rooms, who, topic, history;
+the operators' kick, mute, unmute and wall, from
+``chatd.moderation.OperatorActions``) are the seam where the Redis-backed
+``chatd.cluster.hub.ClusterHub`` stands in (overriding
+``_next_guest_number`` and ``_apply_rename`` too); a room itself is
+``chatd.rooms.Room``, its kept lines go to an ``IHistoryStore``.
 """
 
 import itertools
@@ -21,6 +22,7 @@ from zope.interface import Attribute, Interface
 
 from chatd import grammar
 from chatd.grammar import LOBBY, ChatError
+from chatd.moderation import OperatorActions
 from chatd.rooms import FanoutCount, Room, deliver, tell_once
 
 
@@ -40,7 +42,7 @@ class IChatClient(Interface):
         """
 
 
-class Hub:
+class Hub(OperatorActions):
     """
     The chat: unique names, rooms (everyone starts in the lobby), presence,
     history and private messages.

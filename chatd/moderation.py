@@ -9,6 +9,10 @@ whose lines are refused, until when.
   ``--data-dir``, ``MemoryBanStore`` for tests) so they outlive a restart.
 - ``Mutes``: in memory only; by connection, and by account if it is logged
   in (so logging in again does not lift it).
+- What an operator's kick, mute and unmute do to a connection on this
+  node (``remove``, ``mute``, ``unmute``), through the connection's own
+  methods and its factory's mutes, metrics and clock; ``OperatorActions``
+  is the hub's side of them (a cluster hub sends them to the user's node).
 
 Time comes from a clock passed in (``seconds()``): the reactor in the
 daemon (wall-clock seconds, so stored expiry times stay meaningful across
@@ -22,11 +26,14 @@ import weakref
 from dataclasses import dataclass
 from typing import Optional
 
+from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from chatd import grammar
 
 BANS_FILE = "bans.sqlite3"
+UNMUTED, NOT_MUTED, ASKED = "unmuted", "not muted", "asked"  # what an unmute did
+log = Logger()
 
 
 @dataclass(frozen=True)
@@ -301,3 +308,77 @@ class Mutes:
                     return until
                 del table[key]
         return None
+
+
+# --- what an operator's action does to a connection on this node ----------
+
+def for_how_long(seconds):
+    return "forever" if seconds is None else f"for {grammar.format_duration(seconds)}"
+
+
+def kicked_by(by, reason):
+    return f"kicked by {by}" + (f": {reason}" if reason else "")
+
+
+def remove(client, why, drop):
+    """
+    Close ``client``'s connection, telling it and everyone in its rooms
+    why (past the presence limit too); ``drop`` is the metrics' reason.
+    """
+    client.send(grammar.notice(f"you were {why}"))
+    if client.name is not None:  # connectionLost logs only who was still in
+        log.info("{name} disconnected ({why})", name=client.name, why=why)
+    client.leave(why, announce=True)
+    client.factory.metrics.client_dropped(drop)
+    client.close_when_sent()
+
+
+def mute(client, by, seconds):
+    """
+    Refuse ``client``'s lines for ``seconds`` (``None``: forever), and tell it.
+    """
+    clock = client.factory.clock
+    client.factory.mutes.mute(client, None if seconds is None else clock.seconds() + seconds)
+    client.send(grammar.notice(f"you were muted by {by} {for_how_long(seconds)}; "
+                               f"you can still read"))
+
+
+def unmute(client, by):
+    """
+    Let ``client`` speak again, telling it: ``UNMUTED``, or ``NOT_MUTED``.
+    """
+    if not client.factory.mutes.unmute(client):
+        return NOT_MUTED
+    client.send(grammar.notice(f"{by} unmuted you"))
+    return UNMUTED
+
+
+class OperatorActions:
+    """
+    A mixin of ``chatd.hub.Hub``: the operators' actions on a user (as
+    ``find`` gave it) and the wall, on one node.  A cluster hub
+    (``chatd.cluster.moderation``) sends them to the user's node instead.
+    """
+
+    def kick(self, target, by, reason=""):
+        """
+        Close ``target``'s connection: ``by`` kicked it.  Its name.
+        """
+        name = target.name
+        remove(target, kicked_by(by, reason), "kicked")
+        return name
+
+    def mute(self, target, by, seconds):
+        mute(target, by, seconds)
+
+    def unmute(self, target, by):
+        """
+        ``UNMUTED``, ``NOT_MUTED``, or (a user on another node) ``ASKED``.
+        """
+        return unmute(target, by)
+
+    def wall(self, by, text):
+        """
+        ``by``'s notice to everyone online (in a cluster, on every node).
+        """
+        self.notify(f"notice from {by}: {text}")

@@ -33,11 +33,17 @@ KINDS = {
     "sync": (),  # the sender (re-)registered its users: reload the directory
     "taken": ("to",),  # your user with this name key lost it to another node's
     "account": ("name",),  # an account was registered (cluster/accounts.py)
+    # An operator's action (cluster/moderation.py): to your user with this
+    # name key, by the operator's name; a wall to every node.
+    "kick": ("to", "by", "reason"),
+    "mute": ("to", "by", "seconds"),  # a whole number, or "forever"
+    "unmute": ("to", "by"),
+    "wall": ("by", "text"),
     # Published by the file index's commit script (cluster/files.py):
     "shared": ("room", "name", "file", "size"),  # an upload, told in its room
     "removed": ("file", "keep"),  # a file evicted by it, told to everyone
 }
-NAME_FIELDS = frozenset({"name", "old", "new", "to"})
+NAME_FIELDS = frozenset({"name", "old", "new", "to", "by"})
 NUMBER_FIELDS = frozenset({"size", "keep"})  # decimal strings
 
 
@@ -126,6 +132,12 @@ def _check_field(kind, field, value):
     if field in NUMBER_FIELDS:
         if not (value.isascii() and value.isdigit() and len(value) <= 20):
             raise Malformed(f"{kind}.{field} is not a number")
+        return
+    if field == "seconds":
+        if value != "forever" and not (value.isascii() and value.isdigit()
+                                       and value[0] != "0" and len(value) <= 10
+                                       and int(value) <= grammar.MAX_DURATION):
+            raise Malformed(f"{kind}.seconds is not a duration")
         return
     if field == "file":
         if not valid(grammar.check_filename, value):

@@ -2,6 +2,8 @@
 What the other nodes publish, as this node acts on it: ``Heard`` is the
 half of ``ClusterHub`` that reads the bus (every message checked by
 ``bus.decode`` first; our own skipped, delivered when they were sent).
+The operators' kinds (kick, mute, unmute, wall) are handled in
+``moderation``.
 """
 
 from chatd import grammar

@@ -17,7 +17,8 @@ with its room, and each node hands it to its own members of that room
 room on every node, the topics).  History is the cluster's, in Redis, and
 every node keeps the rings it replays in step with it (``HistoryRings``);
 file notices cross nodes through the file index's commit (``files``).
-Walls (``notify`` with no room) stay on this node.
+Operators' walls, kicks and mutes reach every node (``moderation``); a
+plain ``notify`` with no room stays on this node.
 """
 
 import uuid
@@ -34,6 +35,7 @@ from chatd.cluster.files import FileNotices
 from chatd.cluster.heard import Heard
 from chatd.cluster.link import LinkDown, RedisLink
 from chatd.cluster.members import RemoteMembers
+from chatd.cluster.moderation import ClusterModeration
 from chatd.cluster.names import LOGGED_IN, LOGIN_NOW, ClusterNames, GuestNumbers, Heartbeat
 from chatd.cluster.presence import Presence
 from chatd.cluster.rings import HistoryRings
@@ -58,7 +60,8 @@ class RemoteUser:
         self.node, self.name = node, name
 
 
-class ClusterHub(TakeOver, FileNotices, Heard, HistoryRings, ClusterRooms, Hub):
+class ClusterHub(ClusterModeration, TakeOver, FileNotices, Heard, HistoryRings,
+                 ClusterRooms, Hub):
     log = Logger()
 
     def __init__(self, address, reactor, node=None, **hub_options):

@@ -6,6 +6,10 @@ command line (``chatd-admin``), never from the chat.  Each command first
 asks the account store, on the accounts threads, whether the caller is one
 (so a revocation takes effect at once); input waits meanwhile, like a
 login.  Every action is logged with who did it; never the text of a wall.
+
+What a kick, mute or unmute does to a user is the hub's (``kick``,
+``mute``, ``unmute``, ``wall``; ``chatd.moderation`` on one node): a
+cluster hub sends it to the user's node.  Bans are each node's own.
 """
 
 from twisted.logger import Logger
@@ -14,7 +18,8 @@ from chatd import grammar
 from chatd.commands.accounts import _await
 from chatd.commands.registry import collector
 from chatd.grammar import ChatError
-from chatd.moderation import covers, describe, parse_target
+from chatd.moderation import NOT_MUTED, UNMUTED, covers, describe, parse_target, remove
+from chatd.moderation import for_how_long as _for
 
 COMMANDS = []
 command = collector(COMMANDS)
@@ -66,28 +71,11 @@ def _until(conn, seconds):
     return None if seconds is None else conn.factory.clock.seconds() + seconds
 
 
-def _for(seconds):
-    return "forever" if seconds is None else f"for {grammar.format_duration(seconds)}"
-
-
 def _online(conn, name):
     target = conn.hub.find(name)
     if target is conn:
         raise ChatError("not on yourself")
     return target
-
-
-def remove(target, why, drop):
-    """
-    Close ``target``'s connection, telling it and everyone in its rooms
-    why (past the presence limit too); ``drop`` is the metrics' reason.
-    """
-    target.send(grammar.notice(f"you were {why}"))
-    if target.name is not None:  # connectionLost logs only who was still in
-        log.info("{name} disconnected ({why})", name=target.name, why=why)
-    target.leave(why, announce=True)
-    target.factory.metrics.client_dropped(drop)
-    target.close_when_sent()
 
 
 @command("kick", "/kick NAME [REASON]      close NAME's connection, telling everyone why",
@@ -96,11 +84,10 @@ def remove(target, why, drop):
 def kick(conn, arg):
     name, reason = _split(arg, "/kick NAME [REASON]")
     target = _online(conn, name)
-    why = f"kicked by {conn.name}" + (f": {reason}" if reason else "")
+    kicked = conn.hub.kick(target, conn.name, reason)
     log.info("operator {operator} kicked {target}", operator=conn.account,
-             target=target.name, reason=reason, action="kick")
-    remove(target, why, "kicked")
-    conn.send(grammar.reply(f"kicked {target.name}"))
+             target=kicked, reason=reason, action="kick")
+    conn.send(grammar.reply(f"kicked {kicked}"))
 
 
 @command("ban", "/ban NAME|ADDRESS[/PREFIX] [DURATION] [REASON]  refuse at connect "
@@ -128,8 +115,23 @@ def ban(conn, arg):
     if entry.kind == "account" and conn.accounts is not None and \
             not conn.accounts.registered(entry.target):
         note = f"; no account is called {target}: only an address ban keeps a guest out"
+    elsewhere = entry.kind == "account" and _elsewhere(conn, entry.target)
+    if elsewhere:
+        note += f"; {elsewhere} is on another server of this chat, where this ban does not apply"
     conn.send(grammar.reply(f"banned {entry.target} {_for(seconds)}"
                             + (f"; {len(gone)} disconnected" if gone else "") + note))
+
+
+def _elsewhere(conn, key):
+    """
+    The name of the user called ``key`` if it is on another node of a
+    cluster (bans are each node's own), else ``None``.
+    """
+    try:
+        found = conn.hub.find(key)
+    except ChatError:
+        return None
+    return None if conn.hub.users.get(key) is found else found.name
 
 
 def _covers(conn, target):
@@ -189,11 +191,9 @@ def mute(conn, arg):
     if extra:
         raise ChatError("usage: /mute NAME [DURATION] (DURATION like 10m, 2h, 7d)")
     target = _online(conn, name)
-    conn.factory.mutes.mute(target, _until(conn, seconds))
+    conn.hub.mute(target, conn.name, seconds)
     log.info("operator {operator} muted {target} {length}", operator=conn.account,
              target=target.name, length=_for(seconds), action="mute")
-    target.send(grammar.notice(f"you were muted by {conn.name} {_for(seconds)}; "
-                               f"you can still read"))
     conn.send(grammar.reply(f"muted {target.name} {_for(seconds)}"))
 
 
@@ -202,12 +202,14 @@ def mute(conn, arg):
 def unmute(conn, arg):
     name, _ = _split(arg, "/unmute NAME")
     target = _online(conn, name)
-    if not conn.factory.mutes.unmute(target):
+    done = conn.hub.unmute(target, conn.name)
+    if done == NOT_MUTED:
         raise ChatError(f"{target.name} is not muted")
     log.info("operator {operator} unmuted {target}", operator=conn.account,
-             target=target.name, action="unmute")
-    target.send(grammar.notice(f"{conn.name} unmuted you"))
-    conn.send(grammar.reply(f"unmuted {target.name}"))
+             target=target.name, action="unmute", asked=done != UNMUTED)
+    # ASKED: the user is on another node, which unmutes them if they are muted
+    conn.send(grammar.reply(f"unmuted {target.name}" if done == UNMUTED else
+                            f"asked {target.name}'s server to unmute {target.name}"))
 
 
 @command("wall", "/wall TEXT               a notice to every user", section="operators")
@@ -217,7 +219,7 @@ def wall(conn, text):
         raise ChatError("usage: /wall TEXT")
     log.info("operator {operator} sent a wall notice", operator=conn.account,
              action="wall")
-    conn.hub.notify(f"notice from {conn.name}: {text}")
+    conn.hub.wall(conn.name, text)
 
 
 def unless_muted(conn, text):
