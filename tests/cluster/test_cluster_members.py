@@ -41,10 +41,11 @@ class Naive:
             self.enter(node, name, room)
 
     def enter(self, node, name, room):
+        if not self.count(room.lower()):  # spelled as first heard since it was empty
+            self.spelled[room.lower()] = LOBBY if room.lower() == LOBBY else room
         rooms = self._rooms(node, name)
         self._set(node, name, {} if rooms is None else rooms)
         self._rooms(node, name)[room.lower()] = name
-        self.spelled.setdefault(room.lower(), LOBBY if room.lower() == LOBBY else room)
 
     def part(self, node, name, room):
         (self._rooms(node, name) or {}).pop(room.lower(), None)
@@ -102,7 +103,6 @@ class Naive:
         return None if rooms is None else list(rooms)
 
     def listed(self):
-        self.spelled = {key: room for key, room in self.spelled.items() if self.count(key)}
         return [(key, self.spelled[key], self.count(key))
                 for key in ROOM_KEYS if self.count(key)]
 
