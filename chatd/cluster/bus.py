@@ -84,7 +84,7 @@ def decode(raw):
         raise Malformed(f"longer than {MAX_MESSAGE} characters")
     try:
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than Python recurses
         raise Malformed("not JSON")
     if not isinstance(message, dict):
         raise Malformed("not a JSON object")
