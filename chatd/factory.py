@@ -3,7 +3,8 @@
 ``ChatProtocol`` per accepted connection, counted at accept time against
 the per-address and total limits and the bans, and holds what the
 connections share: the hub, the file store, the accounts, the bans and
-mutes, the write coalescer, the live connections and the metrics.
+mutes, the write coalescer, the live connections and the metrics; and
+closes the connections a new ban covers (``close_banned``).
 """
 
 import socket
@@ -15,7 +16,7 @@ from chatd import grammar
 from chatd.admission import Refusal
 from chatd.limits import ConnectionCounter, Limits, address_key
 from chatd.metrics import NO_METRICS
-from chatd.moderation import Bans, MemoryBanStore, Mutes
+from chatd.moderation import Bans, MemoryBanStore, Mutes, covers, remove
 from chatd.protocol import ChatProtocol
 from chatd.shutdown import LiveConnections
 from chatd.outflow import WriteCoalescer
@@ -34,6 +35,7 @@ class ChatFactory(protocol.Factory):
                  accounts=None, coalesce_writes=False, bans=None, metrics=None):
         self.accounts = accounts
         self.bans = bans if bans is not None else Bans(MemoryBanStore(), clock)
+        self.bans.factory = self  # a ban made on another node closes our connections
         self.mutes = Mutes(clock)
         self.live = LiveConnections()
         self.closing = False  # shutting down: refuse new connections
@@ -75,8 +77,30 @@ class ChatFactory(protocol.Factory):
         """
         return "server shutting down" if self.closing else self.bans.refusal(host)
 
+    def close_banned(self, ban, name, spare=None):
+        """
+        Close the connections ``ban`` covers (logged in to its account, a
+        guest going by its name, or from its address), but ``spare``,
+        telling each the operator ``name`` banned it; a list of them.
+        """
+        why = f"banned by {name}" + (f": {ban.reason}" if ban.reason else "")
+        gone = [p for p in list(self.live) if p is not spare and _covered(ban, p)]
+        for p in gone:
+            remove(p, why, "banned")
+        return gone
+
     def connection_closed(self, p):
         if p.address_key is not None:
             self.connections.closed(p.address_key)
             p.address_key = None
         self.live.closed(p)
+
+
+def _covered(ban, p):
+    if ban.kind == "address":
+        try:
+            return covers(ban.target, p.transport.getPeer().host)
+        except Exception:  # no transport, or no address
+            return False
+    return p.account == ban.target or \
+        (p.name is not None and grammar.name_key(p.name) == ban.target)

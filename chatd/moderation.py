@@ -6,7 +6,8 @@ whose lines are refused, until when.
   (``ipaddress``: ``203.0.113.7``, ``10.0.0.0/8``, ``2001:db8::/32``), each
   until a time or forever.  Kept in memory for the checks at connect and
   at login, and written through an ``IBanStore`` (``SQLiteBanStore`` under
-  ``--data-dir``, ``MemoryBanStore`` for tests) so they outlive a restart.
+  ``--data-dir``, ``MemoryBanStore`` for tests) so they outlive a restart;
+  with ``--redis``, the cluster's (``chatd.cluster.bans``).
 - ``Mutes``: in memory only; by connection, and by account if it is logged
   in (so logging in again does not lift it).
 - What an operator's kick, mute and unmute do to a connection on this
@@ -164,8 +165,10 @@ class SQLiteBanStore:
 class Bans:
     """
     The bans in force, checked at connect (by address) and at login (by
-    account).
+    account).  ``factory``: the ``ChatFactory`` checking them (it says so).
     """
+
+    factory = None
 
     def __init__(self, store, clock):
         self.store = store
@@ -173,40 +176,49 @@ class Bans:
         self._bans = {}  # target -> Ban
         self._networks = {}  # target -> ip_network, for address bans
         for ban in store.load():
-            self._remember(ban)
+            self.learn(ban)
         self._expire()
 
-    def _remember(self, ban):
+    def learn(self, ban):  # stored already
         self._bans[ban.target] = ban
         if ban.kind == "address":
             self._networks[ban.target] = ipaddress.ip_network(ban.target)
 
+    def forget(self, key):  # lifted in the store: the ban, or None
+        self._networks.pop(key, None)
+        return self._bans.pop(key, None)
+
     def _expire(self):
         now = self.clock.seconds()
         for ban in [b for b in self._bans.values() if b.expired(now)]:
-            self.remove(ban.target)
+            self.ran_out(ban)
 
-    def add(self, target, until, reason, by):
+    def ran_out(self, ban):
+        self.forget(ban.target)
+        self.store.delete(ban.target)
+
+    def add(self, target, until, reason, by, name=None):
         """
         Ban ``target`` (as ``parse_target`` reads it) until ``until``
-        (clock seconds, or ``None``: forever).  Returns the ``Ban``.
+        (clock seconds, or ``None``: forever), by the operator with name
+        key ``by`` (``name``: as they go by).  Returns the ``Ban``.
         """
         kind, key = parse_target(target)
         ban = Ban(key, kind, until, reason, by)
         self.store.save(ban)
-        self._remember(ban)
+        self.learn(ban)
         return ban
 
-    def remove(self, target):
+    def remove(self, target, by=None):
         """
-        Lift the ban on ``target``; returns it, or ``None`` if there was none.
+        Lift the ban on ``target`` (``by``: the operator's name); returns
+        it, or ``None`` if there was none.
         """
         try:
             _, key = parse_target(target)
         except grammar.ChatError:
             return None
-        ban = self._bans.pop(key, None)
-        self._networks.pop(key, None)
+        ban = self.forget(key)
         if ban is not None:
             self.store.delete(key)
         return ban
@@ -228,7 +240,7 @@ class Bans:
                 ban = self._bans[target]
                 if not ban.expired(now):
                     return ban
-                self.remove(target)
+                self.ran_out(ban)
         return None
 
     def for_account(self, key):
@@ -237,7 +249,7 @@ class Bans:
         """
         ban = self._bans.get(key)
         if ban is not None and ban.expired(self.clock.seconds()):
-            self.remove(key)
+            self.ran_out(ban)
             return None
         return ban
 

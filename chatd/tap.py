@@ -294,12 +294,15 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
     if options["redis"] is None:
         hub = Hub(clock=reactor, **hub_options)
         store = FileStore(options["data-dir"], **store_options)
+        bans = Bans(SQLiteBanStore.in_directory(nodeDataDir(options)), reactor)
     else:
-        # History, files and accounts are the cluster's (README "Cluster").
+        # History, files, accounts and bans are the cluster's (README "Cluster").
+        from chatd.cluster.bans import ClusterBans, RedisBanStore
         from chatd.cluster.files import RedisIndex
         from chatd.cluster.hub import ClusterHub
 
         hub = ClusterHub(options["redis"], reactor, **hub_options)
+        bans = ClusterBans(RedisBanStore(hub), reactor)
         store = FileStore(options["data-dir"], node_dir=nodeDataDir(options),
                           index=RedisIndex.factory(hub),
                           **store_options)
@@ -308,8 +311,7 @@ def makeFactory(options, reactor, accounts=None, metrics=None, history=None):
         if history is not None:
             history.attach(hub.link, hub.keys.prefix)
     return ChatFactory(hub, store, reactor, server_name=options["name"], limits=limits,
-                       accounts=accounts, coalesce_writes=True, metrics=metrics,
-                       bans=Bans(SQLiteBanStore.in_directory(nodeDataDir(options)), reactor))
+                       accounts=accounts, coalesce_writes=True, metrics=metrics, bans=bans)
 
 
 def nodeDataDir(options):

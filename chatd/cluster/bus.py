@@ -9,11 +9,13 @@ shape did not come from a chatd node: ``decode`` refuses it with
 """
 
 import json
+import math
 import re
 from typing import NamedTuple
 
 from chatd import grammar
 from chatd.grammar import ChatError
+from chatd.moderation import parse_target
 
 VERSION = 2  # 2: lines carry their room (scripts.py writes it too)
 MAX_MESSAGE = 64 * 1024  # bytes; longer than any line a node publishes
@@ -39,6 +41,12 @@ KINDS = {
     "mute": ("to", "by", "seconds"),  # a whole number, or "forever"
     "unmute": ("to", "by"),
     "wall": ("by", "text"),
+    # A ban made or lifted (cluster/bans.py), published with the change to
+    # the bans hash: its target in normal form (a name key, an address or
+    # a network), until when (clock seconds as Python's repr of the float,
+    # or "forever"), by the operator's name.
+    "ban": ("target", "until", "reason", "by"),
+    "unban": ("target", "by"),
     # Published by the file index's commit script (cluster/files.py):
     "shared": ("room", "name", "file", "size"),  # an upload, told in its room
     "removed": ("file", "keep"),  # a file evicted by it, told to everyone
@@ -143,6 +151,14 @@ def _check_field(kind, field, value):
         if not valid(grammar.check_filename, value):
             raise Malformed(f"{kind}.file is not a file name")
         return
+    if field == "target":
+        if not _is_target(value):
+            raise Malformed(f"{kind}.target is not a ban target in normal form")
+        return
+    if field == "until":
+        if value != "forever" and not _is_time(value):
+            raise Malformed(f"{kind}.until is not a time")
+        return
     if kind == "topic" and field == "text" and len(value) > grammar.MAX_TOPIC_LENGTH:
         raise Malformed("topic.text is longer than a topic")
     if field in NAME_FIELDS:
@@ -159,3 +175,23 @@ def _check_field(kind, field, value):
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise Malformed(f"{kind}.{field} has lone surrogates")
+
+
+def _is_target(value):
+    try:
+        return parse_target(value)[1] == value
+    except ChatError:
+        return False
+
+
+def _is_time(value):
+    """
+    Whether ``value`` is a positive finite float exactly as ``repr`` writes it.
+    """
+    if not (value.isascii() and 0 < len(value) <= 32):
+        return False
+    try:
+        seconds = float(value)
+    except ValueError:
+        return False
+    return math.isfinite(seconds) and seconds > 0 and repr(seconds) == value

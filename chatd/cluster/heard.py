@@ -3,7 +3,7 @@ What the other nodes publish, as this node acts on it: ``Heard`` is the
 half of ``ClusterHub`` that reads the bus (every message checked by
 ``bus.decode`` first; our own skipped, delivered when they were sent).
 The operators' kinds (kick, mute, unmute, wall) are handled in
-``moderation``.
+``moderation``; bans made and lifted (ban, unban) by the ``bans`` store.
 """
 
 from chatd import grammar
@@ -92,6 +92,14 @@ class Heard:
     def _on_account(self, node, name):
         if self.accounts is not None:
             self.accounts.heard(name)
+
+    def _on_ban(self, node, target, until, reason, by):
+        if self.bans is not None:
+            self.bans.heard_ban(node, target, until, reason, by)
+
+    def _on_unban(self, node, target, by):
+        if self.bans is not None:
+            self.bans.heard_unban(node, target, by)
 
     def _on_taken(self, node, to):
         client = self.users.get(to)

@@ -17,8 +17,9 @@ with its room, and each node hands it to its own members of that room
 room on every node, the topics).  History is the cluster's, in Redis, and
 every node keeps the rings it replays in step with it (``HistoryRings``);
 file notices cross nodes through the file index's commit (``files``).
-Operators' walls, kicks and mutes reach every node (``moderation``); a
-plain ``notify`` with no room stays on this node.
+Operators' walls, kicks and mutes reach every node (``moderation``), and
+bans are the cluster's (``bans``); a plain ``notify`` with no room stays
+on this node.
 """
 
 import uuid
@@ -82,6 +83,7 @@ class ClusterHub(ClusterModeration, TakeOver, FileNotices, Heard, HistoryRings,
         self._stopping = False
         self._registered = []  # Deferreds waiting for the next registration
         self.accounts = None  # the RedisAccountStore attached, if any
+        self.bans = None  # the RedisBanStore attached, if any
         self._making_way = {}  # name key -> logins waiting for its holder (TakeOver)
 
     # --- life -------------------------------------------------------------
@@ -111,6 +113,8 @@ class ClusterHub(ClusterModeration, TakeOver, FileNotices, Heard, HistoryRings,
         self.guests.top_up()
         if self.accounts is not None:
             self.accounts.link_up()
+        if self.bans is not None:
+            self.bans.link_up()
         d = self._reload_history()  # first: who joins once we are registered sees it
         d.addCallback(lambda _: self.registry.heartbeat())
         d.addCallback(lambda _: self._register())

@@ -17,6 +17,7 @@ class Keys:
         self.nodes = self.prefix + "nodes"  # set of registered node ids
         self.guests = self.prefix + "guests"  # the guest number counter
         self.lobby = self.prefix + "room:lobby"  # channel: the lobby's lines
+        self.bans = self.prefix + "bans"  # hash: ban target -> JSON (cluster/bans.py)
 
     def heartbeat(self, node):
         return f"{self.prefix}node:{node}"  # expires unless the node renews it

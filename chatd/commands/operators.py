@@ -9,16 +9,20 @@ login.  Every action is logged with who did it; never the text of a wall.
 
 What a kick, mute or unmute does to a user is the hub's (``kick``,
 ``mute``, ``unmute``, ``wall``; ``chatd.moderation`` on one node): a
-cluster hub sends it to the user's node.  Bans are each node's own.
+cluster hub sends it to the user's node.  Bans are the factory's (with
+``--redis`` the cluster's, ``chatd.cluster.bans``: a ban made here closes
+the connections it covers on every node, but the reply counts this
+node's).
 """
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from chatd import grammar
 from chatd.commands.accounts import _await
-from chatd.commands.registry import collector
+from chatd.commands.registry import collector, when_answered
 from chatd.grammar import ChatError
-from chatd.moderation import NOT_MUTED, UNMUTED, covers, describe, parse_target, remove
+from chatd.moderation import NOT_MUTED, UNMUTED, covers, describe, parse_target
 from chatd.moderation import for_how_long as _for
 
 COMMANDS = []
@@ -96,42 +100,33 @@ def kick(conn, arg):
 def ban(conn, arg):
     target, rest = _split(arg, "/ban NAME|ADDRESS[/PREFIX] [DURATION] [REASON]")
     seconds, reason = _duration(rest)
-    bans = conn.factory.bans
     if _covers(conn, target):
         raise ChatError(f"{target} covers you; not banned")
-    entry = bans.add(target, _until(conn, seconds), reason, conn.account)
+    name = conn.name
+    added = conn.factory.bans.add(target, _until(conn, seconds), reason, conn.account, name)
+    if isinstance(added, Deferred):  # the cluster's: once Redis has it
+        added.addCallback(_banned, conn, name, target, seconds, reason)
+    else:
+        added = _banned(added, conn, name, target, seconds, reason)
+    when_answered(conn, added, conn.send, hold="bans", what="/ban")
+
+
+def _banned(entry, conn, name, target, seconds, reason):
+    """
+    ``entry`` is stored: log it, close the connections here it covers (in
+    a cluster every other node closes its own, even if ``conn`` is gone by
+    now); the reply.
+    """
     log.info("operator {operator} banned {target} ({kind}) {length}",
              operator=conn.account, target=entry.target, kind=entry.kind,
              length=_for(seconds), reason=reason, action="ban")
-    why = f"banned by {conn.name}" + (f": {reason}" if reason else "")
-    gone = [c for c in list(conn.factory.live) if c is not conn and _banned(c, bans)]
-    if entry.kind == "account":  # a guest going by the name goes too
-        guest = conn.hub.users.get(entry.target)
-        if guest is not None and guest is not conn and guest not in gone:
-            gone.append(guest)
-    for client in gone:
-        remove(client, why, "banned")
+    gone = conn.factory.close_banned(entry, name, spare=conn)
     note = ""
     if entry.kind == "account" and conn.accounts is not None and \
             not conn.accounts.registered(entry.target):
         note = f"; no account is called {target}: only an address ban keeps a guest out"
-    elsewhere = entry.kind == "account" and _elsewhere(conn, entry.target)
-    if elsewhere:
-        note += f"; {elsewhere} is on another server of this chat, where this ban does not apply"
-    conn.send(grammar.reply(f"banned {entry.target} {_for(seconds)}"
-                            + (f"; {len(gone)} disconnected" if gone else "") + note))
-
-
-def _elsewhere(conn, key):
-    """
-    The name of the user called ``key`` if it is on another node of a
-    cluster (bans are each node's own), else ``None``.
-    """
-    try:
-        found = conn.hub.find(key)
-    except ChatError:
-        return None
-    return None if conn.hub.users.get(key) is found else found.name
+    return grammar.reply(f"banned {entry.target} {_for(seconds)}"
+                         + (f"; {len(gone)} disconnected" if gone else "") + note)
 
 
 def _covers(conn, target):
@@ -149,17 +144,15 @@ def _peer_host(client):
         return ""
 
 
-def _banned(client, bans):
-    account = getattr(client, "account", None)
-    return (account is not None and bans.for_account(account) is not None) or \
-        bans.for_address(_peer_host(client)) is not None
-
-
 @command("unban", "/unban NAME|ADDRESS[/PREFIX]  lift a ban", section="operators")
 @operator_only
 def unban(conn, arg):
     target, _ = _split(arg, "/unban NAME|ADDRESS[/PREFIX]")
-    lifted = conn.factory.bans.remove(target)
+    when_answered(conn, conn.factory.bans.remove(target, conn.name),
+                  lambda lifted: _unbanned(conn, target, lifted), hold="bans", what="/unban")
+
+
+def _unbanned(conn, target, lifted):
     if lifted is None:
         raise ChatError(f"no ban on {target}")
     log.info("operator {operator} unbanned {target}", operator=conn.account,
