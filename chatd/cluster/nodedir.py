@@ -1,9 +1,9 @@
 """
 A directory of this node's own in a ``--data-dir`` that several nodes share.
 
-The shared files are the cluster's; what stays per node (uploads in
-progress, kept partials, the SQLite files of bans, accounts and history)
-goes to ``nodes/N`` under it: the first N whose lock file this process can
+The shared files are the cluster's (accounts, bans and history are in
+Redis); what stays per node (uploads in progress, kept partials) goes to
+``nodes/N`` under it: the first N whose lock file this process can
 hold (``flock``, held until the process ends; NFS emulates it with a byte-
 range lock).  A node restarted takes a free slot again, so with nodes that
 stop and start in turn it finds its own files again; two live nodes never

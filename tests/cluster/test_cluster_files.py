@@ -64,12 +64,14 @@ def test_a_file_uploaded_on_one_node_downloads_from_another(redis, make_node, tm
     assert listed(bob) == listed(alice) == [("notes.bin", "alice", stored(data))]
     header, got = download(bob, "notes.bin")
     assert got == data and header.sha256 == stored(data)
-    # Each node keeps its own files (bans, accounts, uploads in progress)
-    # in a directory of its own in the shared one.
+    # Each node keeps its own files (uploads in progress, kept partials) in
+    # a directory of its own in the shared one; bans, accounts and history
+    # are in Redis.
     assert sorted(os.listdir(shared / "nodes")) == ["0", "1"]
     for node in ("0", "1"):
         own = set(os.listdir(shared / "nodes" / node))
-        assert {"bans.sqlite3", "tmp", "partial"} <= own, own
+        assert {"tmp", "partial"} <= own and not {"bans.sqlite3", "accounts.sqlite3",
+                                                  "history.sqlite3"} & own, own
     assert not {"accounts.sqlite3", "bans.sqlite3", "history.sqlite3", "index.json",
                 "tmp"} & set(os.listdir(shared))
     # Names outside ASCII cross nodes as they are.
