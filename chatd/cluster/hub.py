@@ -255,7 +255,8 @@ class ClusterHub(ClusterModeration, TakeOver, FileNotices, Heard, HistoryRings,
     def _claimed(self, ours, client, old, new, since):
         if not ours:
             raise ChatError(f"name is taken: {new}")
-        if self.users.get(grammar.name_key(old)) is not client:
+        old = client.name  # moved aside to a fresh guest meanwhile, it may differ
+        if old is None or self.users.get(grammar.name_key(old)) is not client:
             self._release(grammar.name_key(new))  # gone while we waited
             return
         try:

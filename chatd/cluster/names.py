@@ -13,7 +13,8 @@ from chatd.cluster import scripts
 
 HEARTBEAT_TTL = 5  # seconds a node's heartbeat key lives unless renewed
 HEARTBEAT_EVERY = 1.0  # seconds between renewals, and between checks for dead nodes
-GUEST_BLOCK = 32  # guest numbers reserved per INCRBY, doubled when used up
+GUEST_BLOCK = 128  # guest numbers reserved per INCRBY, doubled when used up (a class
+# connecting at once stays inside the first block: past it numbers can clash)
 MAX_GUEST_BLOCK = 1024
 LOGGED_IN = -1  # the claim time of a logged-in name: it wins every clash...
 LOGIN_NOW = -2  # ...but a login now takes it even from a logged-in holder

@@ -17,6 +17,7 @@ from chatd.cluster.hub import ClusterHub
 from chatd.cluster.link import RedisLink
 from chatd.cluster.names import ClusterNames
 from chatd.cluster.scripts import Keys
+from chatd import grammar
 from chatd.grammar import ChatError
 from chatd.hub import IChatClient
 from daemon import free_port
@@ -106,6 +107,23 @@ def test_a_name_raced_by_two_hubs_goes_to_one(hubs):
     failure = [value for ok, value in results if not ok][0]
     assert failure.check(ChatError) and failure.value.message == "name is taken: sam"
     assert [c.name for c in (c1, c2)].count("sam") == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_rename_answered_after_its_guest_name_was_lost_still_renames(hubs):
+    # In a connection storm a node may hand out a guest number past its
+    # reserved block that another node's user holds: its user becomes a
+    # fresh guest while its own /nick is waiting for Redis.
+    h1 = yield hubs()
+    c1 = joined(h1)
+    first = c1.name
+    pending = h1.rename(c1, "sam")
+    h1._lose_name(c1, first)
+    assert c1.name != first
+    yield pending
+    assert c1.name == "sam" and h1.find("sam") is c1
+    assert c1.lines[-1].endswith(" is now known as sam")
+    assert grammar.name_key(first) not in h1.users
 
 
 @pytest_twisted.inlineCallbacks
