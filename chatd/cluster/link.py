@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 import txredisapi
 
+from chatd.sendnow import send_now
 from chatd.sockopts import tune_socket
 
 MAX_PENDING = 10000  # commands awaiting a reply before publishes are dropped
@@ -31,14 +32,37 @@ class LinkDown(Exception):
     """
 
 
+class _SendingNow:
+    """
+    A Redis connection's transport whose ``write`` sends at once when
+    Twisted holds nothing for it (``send_now``): a line said here is
+    published before this node's own fan-out of it is written, so the other
+    nodes fan it out meanwhile, not one reactor pass later.
+    """
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def write(self, data):
+        send_now(self._transport, data)
+
+    def writeSequence(self, data):
+        send_now(self._transport, b"".join(data))
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
 class _Tuned:
     """
     TCP_NODELAY (a line crossing nodes is two small writes that must not
-    wait for an ACK) and keepalive (a Redis on a vanished host is noticed).
+    wait for an ACK), keepalive (a Redis on a vanished host is noticed),
+    and writes sent at once.
     """
 
     def connectionMade(self):
         tune_socket(self.transport)
+        self.transport = _SendingNow(self.transport)
         return super().connectionMade()
 
 

@@ -178,6 +178,12 @@ def test_both_redis_connections_send_at_once_and_keep_alive(redis):
             handle = p.transport.getHandle()
             assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             assert handle.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        # A publish is on the socket before this reactor pass ends, not left
+        # in Twisted's buffer for the next one.
+        assert link.publish("test", "now")
+        tcp = link._commands.transport._transport
+        assert not tcp._tempDataBuffer and tcp.offset == len(tcp.dataBuffer)
+        yield link.call("ping")
     finally:
         yield link.stop()
 
