@@ -31,6 +31,7 @@ from pathlib import Path
 
 from bench import loadgen, servers
 from bench.run import RESULTS, chat_scenario, chatd_tree, log, run_async
+from bench.web import best
 
 P99_TARGET = 0.6
 MEMORY_TARGET = 1.10
@@ -267,11 +268,6 @@ def run(args, workdir, redis_binary):
     return results
 
 
-def best(runs):
-    measured = [r for r in runs if (r.get("latency") or {}).get("p99_ms") is not None]
-    return min(measured, key=lambda r: r["latency"]["p99_ms"]) if measured else None
-
-
 def per_node_bytes(result):
     """
     ``{node: bytes per connection it holds}`` of a logged-in run.
@@ -317,6 +313,13 @@ def batching(result):
     return (int(writes), round(deliveries / writes, 2)) if writes else (None, None)
 
 
+def _machine(result):
+    m = result.get("machine_cpu") or {}
+    if not m:
+        return "-"
+    return f"{m['busy_pct']} ({m['system_pct']}, {m['softirq_pct']})"
+
+
 def _f(value, digits=1):
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -348,8 +351,9 @@ def markdown(results):
                 f"{spec['duration']} s", "",
                 "| server | round | p50 ms | p99 ms | max ms | lost | deliveries/s "
                 "| writes | lines per write | CPU % per process | generator CPU % "
-                "| load avg before |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                "| machine busy % (system, softirq) | load avg before |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+                "| --- |"]
         for label, runs in entry["runs"].items():
             for i, r in enumerate(runs, 1):
                 lat = r.get("latency") or {}
@@ -360,7 +364,8 @@ def markdown(results):
                     f"{_f(lat.get('max_ms'))} | {r.get('lost_deliveries', '-')} | "
                     f"{r.get('deliveries_per_s', '-')} | {writes if writes else '-'} | "
                     f"{per_write if per_write else '-'} | {cpus} | "
-                    f"{r.get('generator_cpu_pct', '-')} | {r.get('loadavg_before', 0):.1f} |"
+                    f"{r.get('generator_cpu_pct', '-')} | {_machine(r)} | "
+                    f"{r.get('loadavg_before', 0):.1f} |"
                     + (f" {r['error']}" if r.get("error") else ""))
         line = (f"Best p99, 2 nodes / one node: {entry.get('p99_ratio', '-')}; "
                 f"best p50: {entry.get('p50_ratio', '-')}; lost on 2 nodes: "

@@ -85,6 +85,34 @@ def growth(before, after, wall):
     return out
 
 
+def machine():
+    """
+    The whole machine's CPU ticks so far: ``(busy, system, softirq, total)``
+    over every core (``/proc/stat``).  Softirq is where loopback TCP is
+    carried, counted against no process.
+    """
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return (0, 0, 0, 0)
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal, system, softirq, sum(fields))
+
+
+def machine_share(before, after, wall):
+    """
+    Between two ``machine()`` readings: busy, system and softirq time as
+    percentages of all the machine's cores over ``wall`` seconds (the same
+    window as ``growth``'s CPU shares).
+    """
+    total = wall * (os.cpu_count() or 1) * _TICK
+    if total <= 0:
+        return {}
+    return {name: round(100 * (after[i] - before[i]) / total, 1)
+            for i, name in enumerate(("busy_pct", "system_pct", "softirq_pct"))}
+
+
 class RssSampler:
     """
     Polls the RSS of ``pid`` in a thread; ``peak`` is the largest seen.

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import files, loadgen, report, servers
-from bench.procstat import cpu, footprint, growth, rss
+from bench.procstat import cpu, footprint, growth, machine, machine_share, rss
 from chatd.grammar import parse_size
 
 RESULTS = servers.BENCH / "results"
@@ -165,7 +165,7 @@ async def chat_scenario(server, mode, spec, result):
             servers._started.append(spy)
         counters = getattr(server, "counters", None)  # bench/cluster.py: from /metrics
         counted = counters() if counters else None
-        before = footprint(server)
+        before, whole = footprint(server), machine()
         cpu0, gcpu0, t0 = server_cpu(), time.process_time(), time.monotonic()
         gen.measure_from = time.monotonic_ns() + int(spec["warmup"] * loadgen.NS)
         gen.latencies = []
@@ -181,6 +181,7 @@ async def chat_scenario(server, mode, spec, result):
         t_end = max(gen.last_rx, t_sent)
         cpu1, gcpu1 = server_cpu(), time.process_time()
         result["processes"] = growth(before, footprint(server), t_end - t0)
+        result["machine_cpu"] = machine_share(whole, machine(), t_end - t0)
         if counted is not None:
             result["counters"] = {name: {k: v - counted[name][k] for k, v in now.items()}
                                   for name, now in counters().items()}
