@@ -16,13 +16,13 @@ import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from txredisapi import ResponseError
 from zope.interface import implementer
 
 from chatd import grammar
 from chatd.accounts.store import KNOWN_ADDRESSES, AccountExists, IAccountStore
 from chatd.cluster import account_scripts as scripts
 from chatd.cluster import bus
+from chatd.cluster.link import refused
 from chatd.grammar import ChatError
 
 
@@ -152,17 +152,8 @@ class RedisAccountStore:
             return defer.fail(ChatError("accounts are not ready yet; try again in a moment"))
         d = self.hub.link.call(method, *args)
         d.addErrback(self.hub._link_failed)
-        return d.addErrback(self._refused)
-
-    def _refused(self, failure):
-        if failure.check(ChatError):
-            return failure
-        if failure.check(ResponseError):
-            self.log.warn("redis refused an account command: {why}",
-                          why=failure.getErrorMessage())
-        else:
-            self.log.failure("an account command's reply was not understood", failure)
-        raise ChatError("an account record cannot be read; an operator must repair it")
+        return d.addErrback(refused, self.log, "an account",
+                            "an account record cannot be read; an operator must repair it")
 
 
 def _is_key(key):

@@ -23,11 +23,11 @@ synchronous cache the accept and login paths check, kept in step with it.
 import json
 
 from twisted.logger import Logger
-from txredisapi import ResponseError
 from zope.interface import implementer
 
 from chatd import grammar
 from chatd.cluster import bus
+from chatd.cluster.link import refused
 from chatd.grammar import ChatError
 from chatd.moderation import Ban, Bans, IBanStore, parse_target
 
@@ -272,14 +272,4 @@ class RedisBanStore:
         """
         d = self.hub.link.call(method, *args)
         d.addErrback(self.hub._link_failed)
-        return d.addErrback(self._refused)
-
-    def _refused(self, failure):
-        if failure.check(ChatError):
-            return failure
-        if failure.check(ResponseError):
-            self.log.warn("redis refused a bans command: {why}",
-                          why=failure.getErrorMessage())
-        else:
-            self.log.failure("a bans command's reply was not understood", failure)
-        raise ChatError(DAMAGED)
+        return d.addErrback(refused, self.log, "a bans", DAMAGED)

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 import txredisapi
 
+from chatd.grammar import ChatError
 from chatd.sendnow import send_now
 from chatd.sockopts import tune_socket
 
@@ -252,3 +253,19 @@ class RedisLink:
 
     def _publish_failed(self, failure):
         self.dropped += 1  # the connection went while the reply was awaited
+
+
+def refused(failure, log, what, answer):
+    """
+    An errback for a store's Redis command: a ``ChatError`` (the link is
+    down) passes; Redis refusing the command, or a reply no node would
+    make, is logged as ``what``'s and answered with ``ChatError(answer)``.
+    """
+    if failure.check(ChatError):
+        return failure
+    if failure.check(txredisapi.ResponseError):
+        log.warn("redis refused {what} command: {why}", what=what,
+                 why=failure.getErrorMessage())
+    else:
+        log.failure("{what} command's reply was not understood", failure, what=what)
+    raise ChatError(answer)
