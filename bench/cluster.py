@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench import loadgen, servers
+from bench import loadgen, servers, sink
 from bench.run import RESULTS, chat_scenario, chatd_tree, log, run_async
 from bench.web import best
 
@@ -51,6 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--nice", type=int, default=10,
                    help="run every server process under nice -n N (both configurations), "
                         "so the generator, which shares the cores, is not the one starved")
+    p.add_argument("--python-receivers", action="store_true",
+                   help="keep every receiver in the Python generator (default: the bulk "
+                        "receivers are bench/sink.c, when a C compiler is there)")
     p.add_argument("--only", default="big,cross,loggedin",
                    help="comma-separated of big,cross,loggedin")
     p.add_argument("--cluster-output", default=str(RESULTS / "cluster"),
@@ -249,6 +252,14 @@ def run(args, workdir, redis_binary):
     if "loggedin" in args.only:
         plans.append(("loggedin", spec_for(args, "loggedin", args.loggedin),
                       (("one node", one), ("2 nodes", two))))
+    if not args.python_receivers and sink.available():
+        results["receivers"] = "bench/sink.c (C) but the samplers and senders"
+        for name, spec, _ in plans:
+            if name != "cross":
+                spec["generator"] = functools.partial(sink.SinkGenerator,
+                                                      senders=spec["senders"])
+    else:
+        results["receivers"] = "the Python generator"
     for name, spec, configs in plans:
         entry = results["scenarios"].setdefault(name, {"spec": spec, "runs": {}})
         rounds = 1 if name == "loggedin" else args.rounds
@@ -326,7 +337,9 @@ def _f(value, digits=1):
 
 def markdown(results):
     out = [f"# The cluster against one node ({results['rounds']} rounds, alternating; "
-           f"chatd tree {results['chatd_tree']})", ""]
+           f"chatd tree {results['chatd_tree']})", "",
+           f"Servers under `nice -n {results.get('nice')}`; receivers: "
+           f"{results.get('receivers')}.", ""]
     for name, entry in results["scenarios"].items():
         spec = entry["spec"]
         if name == "loggedin":

@@ -104,6 +104,9 @@ async def chat_scenario(server, mode, spec, result):
 
     def server_cpu():
         return sum(cpu(pid) for pid in pids)
+
+    def generator_cpu():  # bench/sink.py: its C receivers' too
+        return time.process_time() + sum(cpu(pid) for pid in getattr(gen, "helper_pids", ()))
     kind = spec["kind"]
     clients = spec["clients"]
     try:
@@ -166,7 +169,7 @@ async def chat_scenario(server, mode, spec, result):
         counters = getattr(server, "counters", None)  # bench/cluster.py: from /metrics
         counted = counters() if counters else None
         before, whole = footprint(server), machine()
-        cpu0, gcpu0, t0 = server_cpu(), time.process_time(), time.monotonic()
+        cpu0, gcpu0, t0 = server_cpu(), generator_cpu(), time.monotonic()
         gen.measure_from = time.monotonic_ns() + int(spec["warmup"] * loadgen.NS)
         gen.latencies = []
         gen.recording = True
@@ -179,7 +182,7 @@ async def chat_scenario(server, mode, spec, result):
         expected = total_sent * (clients - 1)
         received = await gen.drain(expected, idle=3.0, timeout=spec["drain_timeout"])
         t_end = max(gen.last_rx, t_sent)
-        cpu1, gcpu1 = server_cpu(), time.process_time()
+        cpu1, gcpu1 = server_cpu(), generator_cpu()
         result["processes"] = growth(before, footprint(server), t_end - t0)
         result["machine_cpu"] = machine_share(whole, machine(), t_end - t0)
         if counted is not None:
