@@ -3,7 +3,11 @@ Users spread over several nodes of a cluster, and reading what they see.
 """
 
 import socket
+import subprocess
 import time
+
+from daemon import Client
+from loopback import ADMIN, register
 
 
 def who(client):
@@ -83,3 +87,32 @@ def who_in(client, room):
     count = int(line.split(" (", 1)[1].split(")", 1)[0])
     listed = line.split("): ", 1)[1] if "): " in line else ""
     return count, sorted(n for n in listed.split(", ") if n)
+
+
+def cluster_operator(redis, node, name="boss"):
+    """
+    A client on ``node`` registered as ``name`` and made an operator of the
+    cluster on ``redis`` (``chatd-admin --redis URL make-operator``).
+    """
+    client = node.client()
+    register(client, name)
+    made = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", name],
+                          capture_output=True, text=True, timeout=30)
+    assert (made.returncode, made.stdout) == (0, f"{name} is now an operator\n"), made
+    return client
+
+
+def refused(node, source):
+    """
+    The one line a connection from ``source`` is told before it is closed.
+    """
+    client = Client(node.port, greet=False, source=source)
+    line = client.line()
+    assert client.closed()
+    return line
+
+
+def no_traceback(*nodes):
+    for node in nodes:
+        assert node.proc.poll() is None
+        assert "Traceback" not in node.log()

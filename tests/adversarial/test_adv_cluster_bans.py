@@ -8,7 +8,6 @@ last loaded.
 """
 
 import json
-import subprocess
 
 import pytest
 from twisted.internet import defer, task
@@ -18,9 +17,7 @@ from chatd.cluster.hub import ClusterHub
 from chatd.cluster.link import LinkDown
 from chatd.cluster.scripts import Keys
 from chatd.grammar import ChatError
-from cluster_helpers import synced, users
-from daemon import Client
-from loopback import ADMIN, register
+from cluster_helpers import cluster_operator, no_traceback, refused, synced, users
 from redis_server import make_node, own_redis, redis, session_redis  # noqa: F401
 
 LOBBY = "chatd:0:room:lobby"
@@ -43,26 +40,7 @@ def inbox(node):
     return f"chatd:0:node:{node.node_id}:inbox"
 
 
-def operator(redis, node, name="boss"):
-    client = node.client()
-    register(client, name)
-    made = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", name],
-                          capture_output=True, text=True, timeout=30)
-    assert made.returncode == 0, made.stdout + made.stderr
-    return client
 
-
-def refused(node, source):
-    client = Client(node.port, greet=False, source=source)
-    line = client.line()
-    assert client.closed()
-    return line
-
-
-def no_traceback(*nodes):
-    for node in nodes:
-        assert node.proc.poll() is None
-        assert "Traceback" not in node.log()
 
 
 MALFORMED = [
@@ -108,7 +86,7 @@ MALFORMED = [
 def test_malformed_ban_messages_are_logged_and_skipped(redis, make_node):
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
     alice, bob = users((a, "alice"), (b, "bob"))
-    boss = operator(redis, b)
+    boss = cluster_operator(redis, b)
     for junk in MALFORMED:
         assert redis.command("PUBLISH", inbox(b), junk) == b":1"
         assert redis.command("PUBLISH", LOBBY, junk) == b":2"
@@ -167,7 +145,7 @@ def test_junk_in_the_bans_hash_is_logged_and_skipped(redis, make_node):
     node.wait_log("1 bans loaded from redis")
     assert node.log().count("skipped a malformed ban in redis") == len(JUNK)
     assert refused(node, "127.0.0.4") == "! banned from this server (hand-written)"
-    boss = operator(redis, node)
+    boss = cluster_operator(redis, node)
     boss.say("/bans")
     assert boss.expect("- bans") == "- bans (1):"
     assert boss.line() == "- 127.0.0.4 (address) by boss, forever: hand-written"
@@ -178,7 +156,7 @@ def test_a_bans_key_that_is_not_a_hash_is_refused_clearly(redis, make_node):
     redis.cli("SET", BANS, "junk")
     node = make_node(redis, *CHEAP)
     node.wait_log("bans not loaded from redis")
-    boss = operator(redis, node)
+    boss = cluster_operator(redis, node)
     boss.say("/ban mallory")
     assert boss.expect("! ") == "! the bans in redis are damaged; an operator must repair them"
     boss.say("/unban mallory")
@@ -190,7 +168,7 @@ def test_a_bans_key_that_is_not_a_hash_is_refused_clearly(redis, make_node):
 def test_redis_gone_ban_commands_answer_link_down_and_the_bans_still_hold(own_redis,
                                                                           make_node):
     node = make_node(own_redis, *CHEAP)
-    boss = operator(own_redis, node)
+    boss = cluster_operator(own_redis, node)
     boss.say("/ban 127.0.0.6 2h")
     assert boss.expect("- banned") == "- banned 127.0.0.6 for 2h"
     own_redis.stop()

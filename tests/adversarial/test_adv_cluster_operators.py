@@ -7,10 +7,9 @@ text from a real operator crosses cleaned.
 """
 
 import json
-import subprocess
 
-from cluster_helpers import synced, users, who
-from loopback import ADMIN, register
+from cluster_helpers import cluster_operator, synced, users, who
+from loopback import register
 from redis_server import make_node, redis, session_redis, wait_for  # noqa: F401
 
 LOBBY = "chatd:0:room:lobby"
@@ -129,11 +128,7 @@ def test_non_operators_are_refused_for_users_on_other_nodes(redis, make_node):
 def test_hostile_text_from_an_operator_crosses_cleaned(redis, make_node):
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
     bob, carol = users((b, "bob"), (b, "carol"))
-    boss = a.client()
-    register(boss, "boss")
-    made = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", "boss"],
-                          capture_output=True, text=True, timeout=30)
-    assert made.returncode == 0, made.stdout + made.stderr
+    boss = cluster_operator(redis, a)
     synced(bob, boss)  # a has heard of bob
     boss.send(b"/wall \x1b]0;owned\x07 hi\r\n")
     assert bob.expect("*** notice") == "*** notice from boss: \ufffd]0;owned\ufffd hi"

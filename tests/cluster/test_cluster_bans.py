@@ -8,23 +8,13 @@ node (they are in Redis).  Real ``twistd`` nodes over a real
 operators made with ``chatd-admin --redis``.
 """
 
-import subprocess
 
-from cluster_helpers import settle
-from daemon import Client
-from loopback import ADMIN, register
+from cluster_helpers import cluster_operator, no_traceback, refused, settle
+from loopback import register
 from redis_server import wait_for
 
 CHEAP = ("--hash-memory", "8K")
 
-
-def operator(redis, node, name):
-    client = node.client()
-    register(client, name)
-    made = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", name],
-                          capture_output=True, text=True, timeout=30)
-    assert (made.returncode, made.stdout) == (0, f"{name} is now an operator\n")
-    return client
 
 
 def login(client, name, password="secret1"):
@@ -32,25 +22,11 @@ def login(client, name, password="secret1"):
     return client.expect(lambda line: line.startswith(("*** logged in", "! ")))
 
 
-def refused(node, source):
-    """
-    The one line a connection from ``source`` is told before it is closed.
-    """
-    client = Client(node.port, greet=False, source=source)
-    line = client.line()
-    assert client.closed()
-    return line
-
-
-def no_traceback(*nodes):
-    for node in nodes:
-        assert node.proc.poll() is None
-        assert "Traceback" not in node.log()
 
 
 def test_a_ban_on_one_node_holds_on_every_node(redis, make_node):
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    boss, chief = operator(redis, a, "boss"), operator(redis, b, "chief")
+    boss, chief = cluster_operator(redis, a, "boss"), cluster_operator(redis, b, "chief")
     mallory = b.client()
     register(mallory, "mallory")
     other, watcher = b.client(source="127.0.0.2"), b.client()
@@ -96,7 +72,7 @@ def test_a_ban_on_one_node_holds_on_every_node(redis, make_node):
 
 def test_a_ban_by_name_closes_a_guest_going_by_it_on_another_node(redis, make_node):
     a, b = make_node(redis, *CHEAP), make_node(redis, *CHEAP)
-    boss = operator(redis, a, "boss")
+    boss = cluster_operator(redis, a, "boss")
     bob, carol = b.client(), a.client()
     bob.nick("bob")
     settle([boss, bob, carol])
@@ -111,7 +87,7 @@ def test_a_ban_by_name_closes_a_guest_going_by_it_on_another_node(redis, make_no
 
 def test_a_node_started_later_loads_the_bans_and_they_outlive_every_node(redis, make_node):
     a = make_node(redis, *CHEAP)
-    boss = operator(redis, a, "boss")
+    boss = cluster_operator(redis, a, "boss")
     mallory = a.client()
     register(mallory, "mallory")
     boss.say("/ban mallory")

@@ -5,11 +5,9 @@ Real ``twistd`` nodes over a real ``redis-server``, loopback clients, the
 operator made with ``chatd-admin --redis`` as a user makes one.
 """
 
-import subprocess
 
-from cluster_helpers import lines_until, settle, synced
+from cluster_helpers import cluster_operator, lines_until, settle, synced
 from daemon import free_port
-from loopback import ADMIN, register
 from redis_server import wait_for
 from test_metrics_loopback import scrape, value
 
@@ -21,12 +19,7 @@ def with_boss(redis, node, *placed):
     ``boss``, an operator on ``node``, then one user per ``(node, name)``;
     all settled (every node lists every one of them).
     """
-    boss = node.client()
-    register(boss, "boss")
-    made = subprocess.run([ADMIN, "--redis", redis.url, "make-operator", "boss"],
-                          capture_output=True, text=True, timeout=30)
-    assert (made.returncode, made.stdout) == (0, "boss is now an operator\n")
-    clients = [boss]
+    clients = [cluster_operator(redis, node)]
     for where, name in placed:
         clients.append(where.client())
         clients[-1].nick(name)
