@@ -17,5 +17,6 @@ as ``ClusterHub``, which stands where ``chatd.hub.Hub`` stands.
 The accounts live in Redis too: ``accounts`` (the store), ``lockouts``
 (the failed-login limit), ``account_scripts`` (their keys and Lua),
 ``takeover`` (a login's name let go by its node first), and ``admin``
-(``chatd-admin --redis``).
+(``chatd-admin --redis``).  Operators' actions cross nodes in
+``moderation``, and ``bans`` keeps the bans in Redis.
 """
