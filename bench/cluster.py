@@ -251,7 +251,7 @@ def run(args, workdir, redis_binary):
         plans.append(("cross", spec, (("one node", one), ("2 nodes", lambda: two(False)))))
         results["cross_spec"] = {"senders_on": "node-a", "receivers_on": "node-b"}
     if "loggedin" in args.only:
-        # The same clients in all, and as many per node as the one node has.
+        # The same clients in all, then as many per node as the one node has.
         plans.append(("loggedin", spec_for(args, "loggedin", args.loggedin),
                       (("one node", one), ("2 nodes", two),
                        (EVEN, two, 2 * args.loggedin))))
@@ -361,9 +361,8 @@ def markdown(results):
                                f"{p['rss_growth_mib']} | {per} |")
             out += ["", f"Largest per node / one node: {entry.get('ratio', '-')} "
                         f"(target <= {MEMORY_TARGET}); met: {entry.get('target_met')}.  "
-                        f"A node's fixed growth (the allocator's, tables sized in powers "
-                        f"of two) weighs twice as much per connection at half the "
-                        f"connections: {EVEN} compares like with like.", ""]
+                        f"With {EVEN}, each node holds as many connections as the one "
+                        f"node, and as many users of the other node.", ""]
             continue
         title = ("Crossing nodes: every sender on node A, every receiver on node B"
                  if name == "cross" else "Big room")
